@@ -1,0 +1,82 @@
+"""Recorded video through PyAV: frames with stream time from the container's timestamps."""
+
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+
+import av
+
+from detector.capture.frames import Frame, Sampler, StreamClock
+from detector.errors import SourceError
+
+log = logging.getLogger(__name__)
+
+
+class FileSource:
+    """A video file, decoded once from start to end.
+
+    `frames(fps)` yields only the frames the sampler keeps, converted to BGR; the others are
+    decoded (inter-frame codecs need them) but never converted, which is most of the saving.
+    """
+
+    def __init__(self, path: str | Path, max_gap_s: float = 2.0) -> None:
+        self.path = Path(path)
+        self.max_gap_s = max_gap_s
+        if not self.path.is_file():
+            raise SourceError(f"video file not found: {self.path}")
+        try:
+            self._container = av.open(str(self.path))
+        except (av.FFmpegError, OSError) as exc:
+            raise SourceError(f"{self.path}: cannot open video: {exc}") from None
+        if not self._container.streams.video:
+            self._container.close()
+            raise SourceError(f"{self.path}: contains no video stream")
+        self._stream = self._container.streams.video[0]
+        self._stream.thread_type = "AUTO"
+        rate = self._stream.average_rate or self._stream.guessed_rate
+        self.nominal_fps = float(rate) if rate else 25.0
+        self.width = self._stream.codec_context.width
+        self.height = self._stream.codec_context.height
+        self.decode_errors = 0
+
+    @property
+    def frame_count(self) -> int | None:
+        """Frames in the file when the container says so (for progress bars)."""
+        return self._stream.frames or None
+
+    @property
+    def duration_s(self) -> float | None:
+        if self._stream.duration is not None and self._stream.time_base is not None:
+            return float(self._stream.duration * self._stream.time_base)
+        if self._container.duration:
+            return self._container.duration / av.time_base
+        return None
+
+    def frames(self, fps: float) -> Iterator[Frame]:
+        clock = StreamClock(1.0 / self.nominal_fps, self.max_gap_s)
+        sampler = Sampler(fps)
+        index = -1
+        try:
+            for av_frame in self._decode():
+                index += 1
+                raw = av_frame.time if av_frame.time is not None else index / self.nominal_fps
+                ts, gap = clock.advance(raw)
+                if gap:
+                    log.warning("%s: %.1f s of stream missing before frame %d; timers paused", self.path.name, gap, index)
+                if sampler.keep(ts, gap):
+                    yield Frame(image=av_frame.to_ndarray(format="bgr24"), ts=ts, index=index, gap_before_s=gap)
+        finally:
+            self._container.close()
+        if index < 0:
+            raise SourceError(f"{self.path}: no decodable video frames (corrupt or not a video?)")
+
+    def _decode(self) -> Iterator[av.VideoFrame]:
+        """Decode packet by packet so one corrupt packet is counted and skipped, not fatal."""
+        try:
+            for packet in self._container.demux(self._stream):
+                try:
+                    yield from packet.decode()
+                except av.InvalidDataError:
+                    self.decode_errors += 1
+        except av.FFmpegError as exc:
+            raise SourceError(f"{self.path}: cannot read video: {exc}") from None

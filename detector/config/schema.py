@@ -1,0 +1,238 @@
+"""Typed, strict, read-only configuration (see docs/config.md for every key).
+
+No I/O here: files are checked by `detector.config.load.check_files`, after validation.
+"""
+
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+
+from detector.config.schedule import ScheduleWindow, parse_window
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ViolationType(StrEnum):
+    ILLEGAL_PARKING = "illegal_parking"
+    STREET_VENDING = "street_vending"
+    STRAY_GARBAGE = "stray_garbage"
+
+
+class Anchor(StrEnum):
+    BOTTOM_CENTER = "bottom_center"
+    CENTER = "center"
+    OVERLAP = "overlap"
+
+
+Seconds = Annotated[float, Field(ge=0)]
+Score = Annotated[float, Field(ge=0, le=1)]
+Identifier = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", max_length=64)]
+
+
+class ModelConfig(Strict):
+    path: Path = Field(description="ONNX file (Ultralytics or YOLOX layout) or Ultralytics .pt")
+    names: Path | None = Field(None, description="Class names file (one per line) when the model has none")
+    threads: int = Field(1, ge=1, le=64, description="Intra-op threads of one inference")
+    providers: tuple[str, ...] = Field(("CPUExecutionProvider",), description="ONNX Runtime execution providers, in order of preference")
+
+
+class DetectConfig(Strict):
+    fps: float = Field(2.0, gt=0, le=60, description="Frames per second of stream time sent to the model")
+    min_score: Score = Field(0.35, description="Default score a detection needs to count (per type/zone overridable)")
+    nms_iou: Score = Field(0.5, description="IoU above which NMS suppresses the weaker box of one class")
+
+
+class TrackConfig(Strict):
+    settle_s: Seconds = Field(3.0, description="How long an object must stay put before it counts as stationary")
+    tolerance: float = Field(0.25, gt=0, le=2, description="Allowed drift of the box centre from where it settled, as a fraction of the box size")
+    match_iou: Score = Field(0.3, description="IoU a detection needs with a track's box to continue it")
+
+
+class RoleClasses(Strict):
+    """Model class names per role. COCO names by default; map a custom model's classes here."""
+
+    vehicle: tuple[str, ...] = ("car", "truck", "bus", "motorcycle")
+    person: tuple[str, ...] = ("person",)
+    vendor: tuple[str, ...] = Field((), description="Classes that are a stall, cart or vendor by themselves")
+    vending_item: tuple[str, ...] = ("umbrella", "dining table", "chair", "bench", "banana", "apple", "orange", "broccoli", "carrot")
+    garbage: tuple[str, ...] = ("bottle", "cup", "handbag", "backpack", "suitcase")
+
+
+class StaticObjectsConfig(Strict):
+    """Class-agnostic static new object detector (long-term vs short-term background)."""
+
+    enabled: bool = Field(True, description="Run it for cameras with a stray_garbage zone")
+    short_s: Seconds = Field(4.0, description="Time constant of the short-term background")
+    long_s: Seconds = Field(600.0, description="Time constant of the long-term background")
+    threshold: int = Field(28, ge=1, le=255, description="Grey-level difference that counts as a change")
+    min_area: float = Field(0.0004, gt=0, le=1, description="Smallest blob, as a fraction of the frame")
+    max_area: float = Field(0.03, gt=0, le=1, description="Largest blob, as a fraction of the frame")
+
+
+class ViolationSettings(Strict):
+    dwell_s: Seconds = Field(description="Stationary presence needed before an alert starts")
+    grace_s: Seconds = Field(description="Missed detections / occlusions shorter than this keep a pending candidate")
+    clear_s: Seconds = Field(description="Absence that ends an active alert")
+    cooldown_s: Seconds = Field(description="After an end, the same object at the same place stays quiet this long")
+    update_s: Seconds = Field(300.0, description="Interval of `update` events while active (0 = none)")
+    min_score: Score | None = Field(None, description="Score a detection needs (default: detect.min_score)")
+
+
+DEFAULT_VIOLATIONS = {
+    # i-LIDS parked-vehicle definition: an alarm after 60 s stationary.
+    ViolationType.ILLEGAL_PARKING: ViolationSettings(dwell_s=60, grace_s=10, clear_s=20, cooldown_s=300),
+    ViolationType.STREET_VENDING: ViolationSettings(dwell_s=180, grace_s=30, clear_s=60, cooldown_s=600),
+    ViolationType.STRAY_GARBAGE: ViolationSettings(dwell_s=120, grace_s=30, clear_s=60, cooldown_s=1800),
+}
+
+
+class ViolationDefaults(Strict):
+    illegal_parking: ViolationSettings = DEFAULT_VIOLATIONS[ViolationType.ILLEGAL_PARKING]
+    street_vending: ViolationSettings = DEFAULT_VIOLATIONS[ViolationType.STREET_VENDING]
+    stray_garbage: ViolationSettings = DEFAULT_VIOLATIONS[ViolationType.STRAY_GARBAGE]
+
+
+class ZoneConfig(Strict):
+    id: Identifier
+    polygon: tuple[tuple[float, float], ...] = Field(description="Normalised [x, y] vertices, 0..1")
+    violations: tuple[ViolationType, ...] = Field(min_length=1)
+    anchor: Anchor = Field(Anchor.BOTTOM_CENTER, description="Point of the box tested against the polygon")
+    overlap_min: Score = Field(0.5, description="With anchor: overlap, the fraction of the box inside the zone")
+    schedule: tuple[str, ...] = Field((), description="Windows when the zone is enforced; empty = always")
+    dwell_s: Seconds | None = None
+    grace_s: Seconds | None = None
+    clear_s: Seconds | None = None
+    cooldown_s: Seconds | None = None
+    update_s: Seconds | None = None
+    min_score: Score | None = None
+
+    @field_validator("polygon")
+    @classmethod
+    def _polygon(cls, polygon: tuple[tuple[float, float], ...]) -> tuple[tuple[float, float], ...]:
+        if len(polygon) < 3:
+            raise ValueError(f"a polygon needs at least 3 points, got {len(polygon)}")
+        for i, (x, y) in enumerate(polygon):
+            if not (0 <= x <= 1 and 0 <= y <= 1):
+                raise ValueError(f"point {i} [{x}, {y}] is outside 0..1 (coordinates are normalised)")
+        return polygon
+
+    @field_validator("schedule")
+    @classmethod
+    def _schedule(cls, entries: tuple[str, ...]) -> tuple[str, ...]:
+        for entry in entries:
+            parse_window(entry)
+        return entries
+
+    @field_validator("violations")
+    @classmethod
+    def _unique_violations(cls, types: tuple[ViolationType, ...]) -> tuple[ViolationType, ...]:
+        if len(set(types)) != len(types):
+            raise ValueError("a violation type is listed twice")
+        return types
+
+    @property
+    def schedule_windows(self) -> tuple[ScheduleWindow, ...]:
+        return tuple(parse_window(entry) for entry in self.schedule)
+
+    def settings_for(self, violation: ViolationType, defaults: ViolationDefaults, detect: DetectConfig) -> ViolationSettings:
+        """The type's defaults with this zone's overrides applied; min_score always resolved."""
+        base = getattr(defaults, violation.value)
+        overrides = {
+            key: getattr(self, key)
+            for key in ("dwell_s", "grace_s", "clear_s", "cooldown_s", "update_s", "min_score")
+            if getattr(self, key) is not None
+        }
+        merged = base.model_copy(update=overrides)
+        if merged.min_score is None:
+            merged = merged.model_copy(update={"min_score": detect.min_score})
+        return merged
+
+
+class CameraConfig(Strict):
+    id: Identifier
+    source: str = Field(description="Video file path or rtsp:// URL (credentials may come from ${ENV})")
+    zones: tuple[ZoneConfig, ...] = ()
+
+    @field_validator("zones")
+    @classmethod
+    def _unique_zone_ids(cls, zones: tuple[ZoneConfig, ...]) -> tuple[ZoneConfig, ...]:
+        _require_unique_ids(zones, "zone")
+        return zones
+
+    @property
+    def is_file(self) -> bool:
+        return "://" not in self.source
+
+
+class TlsConfig(Strict):
+    ca: Path | None = None
+    cert: Path | None = None
+    key: Path | None = None
+    insecure: bool = Field(False, description="Skip server hostname verification (testing only)")
+
+
+class MqttConfig(Strict):
+    host: str
+    port: int = Field(1883, ge=1, le=65535)
+    topic_prefix: str = "detector"
+    username: str | None = None
+    password: SecretStr | None = None
+    tls: TlsConfig | None = None
+    keepalive_s: int = Field(30, ge=5)
+    health_interval_s: Seconds = 30.0
+    snapshots: bool = Field(False, description="Also publish the evidence JPEG on .../snapshot/{alert_id}")
+
+    @model_validator(mode="after")
+    def _user_requires_password(self) -> "MqttConfig":
+        if self.password is not None and self.username is None:
+            raise ValueError("password given without username")
+        return self
+
+
+class AppConfig(Strict):
+    site: Identifier
+    timezone: str = Field("UTC", description="IANA time zone of the zone schedules")
+    model: ModelConfig
+    detect: DetectConfig = DetectConfig()
+    track: TrackConfig = TrackConfig()
+    roles: RoleClasses = RoleClasses()
+    static_objects: StaticObjectsConfig = StaticObjectsConfig()
+    violations: ViolationDefaults = ViolationDefaults()
+    mqtt: MqttConfig | None = None
+    storage_dir: Path = Field(Path("var/detector"), description="Outbox, events and evidence of `detector run`")
+    cameras: tuple[CameraConfig, ...] = Field(min_length=1)
+
+    @field_validator("timezone")
+    @classmethod
+    def _timezone(cls, name: str) -> str:
+        try:
+            ZoneInfo(name)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {name!r}") from None
+        return name
+
+    @field_validator("cameras")
+    @classmethod
+    def _unique_camera_ids(cls, cameras: tuple[CameraConfig, ...]) -> tuple[CameraConfig, ...]:
+        _require_unique_ids(cameras, "camera")
+        return cameras
+
+    def camera(self, camera_id: str) -> CameraConfig:
+        for camera in self.cameras:
+            if camera.id == camera_id:
+                return camera
+        known = ", ".join(c.id for c in self.cameras)
+        raise KeyError(f"no camera {camera_id!r} in the config (cameras: {known})")
+
+
+def _require_unique_ids(items: tuple, what: str) -> None:
+    seen: set[str] = set()
+    for item in items:
+        if item.id in seen:
+            raise ValueError(f"{what} id {item.id!r} is used twice")
+        seen.add(item.id)

@@ -1,0 +1,3 @@
+from detector.track.stationary import StationaryTracker
+
+__all__ = ["StationaryTracker"]

@@ -1,0 +1,3 @@
+from detector.zones.zone import Zone
+
+__all__ = ["Zone"]
