@@ -1,0 +1,79 @@
+"""Annotated replay video: zones coloured by state, boxes with track ids and stationary timers,
+zone dwell timers and banners for alert events. H.264 through PyAV (plays in browsers)."""
+
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+
+from detector import draw
+from detector.rules import RoleMap, State, ViolationEngine
+from detector.worker import FrameResult
+
+BANNER_S = 3.0  # how long an alert event stays on screen
+STATE_COLOUR = {State.IDLE: draw.GREEN, State.PENDING: draw.AMBER, State.ACTIVE: draw.RED}
+
+
+class Annotator:
+    def __init__(self, path: Path, fps: float, engine: ViolationEngine, roles: RoleMap) -> None:
+        self.path = Path(path)
+        self.engine = engine
+        self.roles = roles
+        self.fps = fps
+        self._container = av.open(str(self.path), mode="w")
+        self._stream = None
+        self._banners: list[tuple[float, str]] = []
+
+    def write(self, result: FrameResult) -> None:
+        image = result.frame.image.copy()
+        height, width = image.shape[:2]
+        ts = result.frame.ts
+        self._draw_zones(image, ts, width, height)
+        self._draw_tracks(image, result, ts)
+        for payload in result.alerts:
+            self._banners.append((ts, f"{payload['event'].upper()} {payload['type']} in {payload['zone']} ({ts:.1f}s)"))
+        self._banners = [(t, line) for t, line in self._banners if ts - t < BANNER_S]
+        if self._banners:
+            draw.banner(image, [line for _, line in self._banners][-3:])
+        draw.text(image, f"t={ts:6.1f}s", (8, height - 10), draw.WHITE, 0.55)
+        self._encode(image, ts)
+
+    def _draw_zones(self, image: np.ndarray, ts: float, width: int, height: int) -> None:
+        by_zone: dict[str, list] = {}
+        for rule in self.engine.rules:
+            by_zone.setdefault(rule.zone.id, []).append(rule)
+        for rules in by_zone.values():
+            worst = max((r.debouncer.state for r in rules), key=list(State).index)
+            parts = []
+            for r in rules:
+                since = r.debouncer.first_seen_s if r.debouncer.state is State.ACTIVE else r.debouncer.pending_since
+                timer = f" {ts - since:.0f}/{r.settings.dwell_s:.0f}s" if since is not None else ""
+                parts.append(f"{r.violation.value}:{r.debouncer.state.value}{timer}")
+            draw.zone(image, rules[0].zone.polygon_px(width, height), f"{rules[0].zone.id} " + " ".join(parts), STATE_COLOUR[worst])
+
+    def _draw_tracks(self, image: np.ndarray, result: FrameResult, ts: float) -> None:
+        tracks = result.tracks
+        candidates = {int(i) for r in self.engine.rules for i in r.candidates}
+        for i in range(len(tracks)):
+            label = self.roles.labels[int(tracks.class_id[i])]
+            still = ts - float(tracks.data["settled_since"][i])
+            colour = draw.RED if i in candidates else (draw.AMBER if tracks.data["stationary"][i] else draw.WHITE)
+            draw.box(image, tracks.xyxy[i], f"#{tracks.tracker_id[i]} {label} {tracks.confidence[i]:.2f} still {still:.0f}s", colour, 1)
+
+    def _encode(self, image: np.ndarray, ts: float) -> None:
+        if self._stream is None:
+            self._stream = self._container.add_stream("libx264", rate=Fraction(self.fps).limit_denominator(1000))
+            self._stream.width, self._stream.height = image.shape[1] // 2 * 2, image.shape[0] // 2 * 2
+            self._stream.pix_fmt = "yuv420p"
+            self._stream.options = {"crf": "26", "preset": "veryfast"}
+            self._stream.codec_context.time_base = Fraction(1, 1000)
+        frame = av.VideoFrame.from_ndarray(image[: self._stream.height, : self._stream.width], format="bgr24")
+        frame.pts = int(round(ts * 1000))
+        frame.time_base = Fraction(1, 1000)
+        self._container.mux(self._stream.encode(frame))
+
+    def close(self) -> None:
+        if self._stream is not None:
+            self._container.mux(self._stream.encode(None))
+        self._container.close()

@@ -1,0 +1,42 @@
+"""Drawing shared by evidence snapshots and annotated videos (BGR images, in place)."""
+
+import cv2
+import numpy as np
+
+RED = (40, 40, 230)
+AMBER = (0, 190, 255)
+GREEN = (80, 200, 80)
+WHITE = (255, 255, 255)
+BLACK = (0, 0, 0)
+FONT = cv2.FONT_HERSHEY_SIMPLEX
+
+
+def zone(image: np.ndarray, polygon_px: np.ndarray, label: str, colour: tuple[int, int, int]) -> None:
+    points = np.round(polygon_px).astype(np.int32)
+    overlay = image.copy()
+    cv2.fillPoly(overlay, [points], colour)
+    cv2.addWeighted(overlay, 0.15, image, 0.85, 0, dst=image)
+    cv2.polylines(image, [points], True, colour, 2, cv2.LINE_AA)
+    x, y = points[:, 0].min(), points[:, 1].min()
+    text(image, label, (int(x) + 3, int(y) + 16), colour)
+
+
+def box(image: np.ndarray, xyxy, label: str, colour: tuple[int, int, int], thickness: int = 2) -> None:
+    x1, y1, x2, y2 = (int(round(v)) for v in xyxy)
+    cv2.rectangle(image, (x1, y1), (x2, y2), colour, thickness, cv2.LINE_AA)
+    if label:
+        text(image, label, (x1, max(y1 - 4, 12)), colour)
+
+
+def text(image: np.ndarray, label: str, origin: tuple[int, int], colour: tuple[int, int, int], scale: float = 0.45) -> None:
+    """Text with a dark outline so it reads on any background."""
+    cv2.putText(image, label, origin, FONT, scale, BLACK, 3, cv2.LINE_AA)
+    cv2.putText(image, label, origin, FONT, scale, colour, 1, cv2.LINE_AA)
+
+
+def banner(image: np.ndarray, lines: list[str], colour: tuple[int, int, int] = RED) -> None:
+    """Alert banner across the top of the frame, one line per alert."""
+    height = 22 * len(lines) + 6
+    cv2.rectangle(image, (0, 0), (image.shape[1], height), colour, -1)
+    for i, line in enumerate(lines):
+        cv2.putText(image, line, (8, 20 + 22 * i), FONT, 0.55, WHITE, 1, cv2.LINE_AA)
