@@ -69,5 +69,6 @@ class Sampler:
             self._due = ts
         if ts + 1e-6 < self._due:
             return False
-        self._due = max(self._due + self.period, ts + self.period / 2)
+        late = ts - self._due >= self.period
+        self._due = ts + self.period if late else self._due + self.period
         return True

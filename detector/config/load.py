@@ -19,7 +19,7 @@ def load_config(path: str | Path) -> AppConfig:
     """Load, substitute and validate; raises ConfigError listing every problem, one per line."""
     raw = read_yaml(path)
     errors: list[str] = []
-    substituted = _substitute_env(raw, (), errors)
+    substituted = _substitute_env(raw, (), errors, raw)
     if errors:
         raise ConfigError(_report(path, errors))
     try:
@@ -70,18 +70,18 @@ def check_files(config: AppConfig) -> None:
         raise ConfigError("\n".join(missing))
 
 
-def _substitute_env(node: Any, path: tuple, errors: list[str]) -> Any:
+def _substitute_env(node: Any, path: tuple, errors: list[str], root: dict) -> Any:
     if isinstance(node, dict):
-        return {k: _substitute_env(v, (*path, k), errors) for k, v in node.items()}
+        return {k: _substitute_env(v, (*path, k), errors, root) for k, v in node.items()}
     if isinstance(node, list):
-        return [_substitute_env(v, (*path, i), errors) for i, v in enumerate(node)]
+        return [_substitute_env(v, (*path, i), errors, root) for i, v in enumerate(node)]
     if not isinstance(node, str):
         return node
 
     def replace(match: re.Match) -> str:
         value = os.environ.get(match["name"], match["default"])
         if value is None:
-            errors.append(f"{_dotted(path, None)}: environment variable {match['name']} is not set")
+            errors.append(f"{_dotted(path, root)}: environment variable {match['name']} is not set")
             return ""
         return value
 

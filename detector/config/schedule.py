@@ -9,6 +9,7 @@ from datetime import datetime, time
 import re
 
 DAY_NAMES = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+_FULL_NAMES = ["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"]
 _WINDOW = re.compile(r"^\s*(?P<days>[A-Za-z,\- ]+?)\s+(?P<start>\d{1,2}:\d{2})\s*-\s*(?P<end>\d{1,2}:\d{2})\s*$")
 
 
@@ -31,14 +32,13 @@ class ScheduleWindow:
 
 def _parse_day(name: str) -> int:
     key = name.strip().lower()[:3]
-    if key not in DAY_NAMES:
+    if key not in DAY_NAMES or name.strip().lower() not in (key, _FULL_NAMES[DAY_NAMES.index(key)]):
         raise ValueError(f"unknown day {name.strip()!r} (use Mon..Sun)")
     return DAY_NAMES.index(key)
 
 
 def _parse_days(text: str) -> frozenset[int]:
-    text = text.strip().lower()
-    if text in ("daily", "every day", "all"):
+    if text.strip().lower() in ("daily", "every day", "all"):
         return frozenset(range(7))
     days: set[int] = set()
     for part in text.split(","):

@@ -100,7 +100,7 @@ class ViolationDefaults(Strict):
 class ZoneConfig(Strict):
     id: Identifier
     polygon: tuple[tuple[float, float], ...] = Field(description="Normalised [x, y] vertices, 0..1")
-    violations: tuple[ViolationType, ...] = Field(min_length=1)
+    violations: tuple[ViolationType, ...]
     anchor: Anchor = Field(Anchor.BOTTOM_CENTER, description="Point of the box tested against the polygon")
     overlap_min: Score = Field(0.5, description="With anchor: overlap, the fraction of the box inside the zone")
     schedule: tuple[str, ...] = Field((), description="Windows when the zone is enforced; empty = always")
@@ -131,6 +131,8 @@ class ZoneConfig(Strict):
     @field_validator("violations")
     @classmethod
     def _unique_violations(cls, types: tuple[ViolationType, ...]) -> tuple[ViolationType, ...]:
+        if not types:
+            raise ValueError("list at least one violation type")
         if len(set(types)) != len(types):
             raise ValueError("a violation type is listed twice")
         return types
@@ -186,12 +188,31 @@ class MqttConfig(Strict):
     keepalive_s: int = Field(30, ge=5)
     health_interval_s: Seconds = 30.0
     snapshots: bool = Field(False, description="Also publish the evidence JPEG on .../snapshot/{alert_id}")
+    # --- issue 3 (detector/mqtt, docs/mqtt.md) ---
+    client_id: str | None = Field(None, max_length=64, description="MQTT client id (default: detector-{site}-{camera}-{pid})")
+    max_in_flight: int = Field(16, ge=1, le=1000, description="Alerts published but not yet acknowledged (PUBACK), at most")
+    reconnect_min_s: float = Field(0.5, gt=0, description="First reconnect delay; doubles per failure, with jitter")
+    reconnect_max_s: float = Field(30.0, gt=0, description="Longest reconnect delay")
+    drain_timeout_s: Seconds = Field(15.0, description="At the end of a replay / shutdown: how long to wait for the outbox to drain")
+
+    @field_validator("topic_prefix")
+    @classmethod
+    def _topic_prefix(cls, prefix: str) -> str:
+        if not prefix or any(c in prefix for c in "+#\x00") or prefix.startswith("/") or prefix.endswith("/"):
+            raise ValueError(f"topic prefix {prefix!r} must be non-empty, without + # or a leading/trailing /")
+        return prefix
 
     @model_validator(mode="after")
     def _user_requires_password(self) -> "MqttConfig":
         if self.password is not None and self.username is None:
             raise ValueError("password given without username")
         return self
+
+
+class OutboxConfig(Strict):
+    """The durable local queue of alerts (storage_dir/outbox/{camera}.sqlite3); see docs/mqtt.md."""
+
+    max_alerts: int = Field(10000, ge=10, description="Bound; when full, the oldest snapshots, then updates, then any alerts are dropped (logged)")
 
 
 class AppConfig(Strict):
@@ -205,7 +226,8 @@ class AppConfig(Strict):
     violations: ViolationDefaults = ViolationDefaults()
     mqtt: MqttConfig | None = None
     storage_dir: Path = Field(Path("var/detector"), description="Outbox, events and evidence of `detector run`")
-    cameras: tuple[CameraConfig, ...] = Field(min_length=1)
+    outbox: OutboxConfig = OutboxConfig()
+    cameras: tuple[CameraConfig, ...]
 
     @field_validator("timezone")
     @classmethod
@@ -219,6 +241,8 @@ class AppConfig(Strict):
     @field_validator("cameras")
     @classmethod
     def _unique_camera_ids(cls, cameras: tuple[CameraConfig, ...]) -> tuple[CameraConfig, ...]:
+        if not cameras:
+            raise ValueError("configure at least one camera")
         _require_unique_ids(cameras, "camera")
         return cameras
 
