@@ -17,8 +17,9 @@ def zone(image: np.ndarray, polygon_px: np.ndarray, label: str, colour: tuple[in
     cv2.fillPoly(overlay, [points], colour)
     cv2.addWeighted(overlay, 0.15, image, 0.85, 0, dst=image)
     cv2.polylines(image, [points], True, colour, 2, cv2.LINE_AA)
-    x, y = points[:, 0].min(), points[:, 1].min()
-    text(image, label, (int(x) + 3, int(y) + 16), colour)
+    (width, _), _ = cv2.getTextSize(label, FONT, 0.45, 1)
+    x = min(int(points[:, 0].min()) + 3, image.shape[1] - width - 3)
+    text(image, label, (max(x, 0), int(points[:, 1].min()) + 16), colour)
 
 
 def box(image: np.ndarray, xyxy, label: str, colour: tuple[int, int, int], thickness: int = 2) -> None:

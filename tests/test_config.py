@@ -4,6 +4,7 @@ import textwrap
 
 import pytest
 
+from conftest import ROOT
 from detector.config import ViolationType, check_files, load_config
 from detector.config.schema import Anchor
 from detector.errors import ConfigError
@@ -99,3 +100,8 @@ def test_missing_files_are_named(tmp_path):
 def test_missing_config_file(tmp_path):
     with pytest.raises(ConfigError, match="config file not found"):
         load_config(tmp_path / "absent.yaml")
+
+
+def test_the_documented_example_config_is_valid():
+    config = load_config(ROOT / "configs/example.yaml")
+    assert config.mqtt is not None and len(config.cameras[0].zones) == 2
