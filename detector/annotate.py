@@ -50,7 +50,9 @@ class Annotator:
                 since = r.debouncer.first_seen_s if r.debouncer.state is State.ACTIVE else r.debouncer.pending_since
                 timer = f" {ts - since:.0f}/{r.settings.dwell_s:.0f}s" if since is not None else ""
                 parts.append(f"{r.violation.value}:{r.debouncer.state.value}{timer}")
-            draw.zone(image, rules[0].zone.polygon_px(width, height), f"{rules[0].zone.id} " + " ".join(parts), STATE_COLOUR[worst])
+            draw.zone(
+                image, rules[0].zone.polygon_px(width, height), f"{rules[0].zone.id} " + " ".join(parts), STATE_COLOUR[worst]
+            )
 
     def _draw_tracks(self, image: np.ndarray, result: FrameResult, ts: float) -> None:
         tracks = result.tracks
@@ -59,7 +61,9 @@ class Annotator:
             label = self.roles.labels[int(tracks.class_id[i])]
             still = ts - float(tracks.data["settled_since"][i])
             colour = draw.RED if i in candidates else (draw.AMBER if tracks.data["stationary"][i] else draw.WHITE)
-            draw.box(image, tracks.xyxy[i], f"#{tracks.tracker_id[i]} {label} {tracks.confidence[i]:.2f} still {still:.0f}s", colour, 1)
+            draw.box(
+                image, tracks.xyxy[i], f"#{tracks.tracker_id[i]} {label} {tracks.confidence[i]:.2f} still {still:.0f}s", colour, 1
+            )
 
     def _encode(self, image: np.ndarray, ts: float) -> None:
         if self._stream is None:

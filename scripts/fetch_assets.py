@@ -50,7 +50,9 @@ def from_debian(asset: dict, mirror: Path | None, target: Path) -> str | None:
             return None
         tar = subprocess.run(
             f"dpkg-deb --fsys-tarfile {debs[0]} | tar -x -C {work} ./{spec['member']}",
-            shell=True, capture_output=True, text=True,
+            shell=True,
+            capture_output=True,
+            text=True,
         )
         extracted = Path(work) / spec["member"]
         if tar.returncode or not extracted.is_file():

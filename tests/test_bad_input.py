@@ -9,7 +9,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from conftest import ROOT, asset
 
 DEMO = (ROOT / "configs/demo.yaml").read_text()
@@ -17,7 +16,9 @@ DEMO = (ROOT / "configs/demo.yaml").read_text()
 
 def detector(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    return subprocess.run([sys.executable, "-m", "detector", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "detector", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=300
+    )
 
 
 def config_with(tmp_path: Path, old: str, new: str) -> Path:
@@ -49,15 +50,39 @@ def broken_files(tmp_path_factory):
 
 CASES = {
     "missing config": (lambda t, b: ["check", str(t / "nope.yaml")], ["config file not found"]),
-    "unknown key": (lambda t, b: ["check", str(config_with(t, "site: demo-campus", "site: demo-campus\nsitee: x"))], ["sitee: unknown key"]),
-    "missing video": (lambda t, b: ["replay", str(config_with(t, "sample_videos/clips/vtest.avi", "nope.avi")), "--camera", "vtest"], ["cameras.vtest.source: nope.avi: file not found"]),
-    "corrupt video": (lambda t, b: ["replay", "configs/demo.yaml", "--camera", "vtest", "--source", str(b / "garbage.mp4"), "--out", str(t)], ["garbage.mp4: cannot open video"]),
-    "empty video": (lambda t, b: ["replay", "configs/demo.yaml", "--camera", "vtest", "--source", str(b / "empty.avi"), "--out", str(t)], ["empty.avi"]),
-    "truncated model": (lambda t, b: ["check", str(config_with(t, "models/yolov8n.onnx", str(b / "truncated.onnx")))], ["truncated.onnx: not a loadable ONNX model"]),
-    "text as model": (lambda t, b: ["check", str(config_with(t, "models/yolov8n.onnx", str(b / "text.onnx")))], ["text.onnx: not a loadable ONNX model"]),
-    "photo as model": (lambda t, b: ["check", str(config_with(t, "models/yolov8n.onnx", str(b / "photo.onnx")))], ["photo.onnx: not a loadable ONNX model"]),
+    "unknown key": (
+        lambda t, b: ["check", str(config_with(t, "site: demo-campus", "site: demo-campus\nsitee: x"))],
+        ["sitee: unknown key"],
+    ),
+    "missing video": (
+        lambda t, b: ["replay", str(config_with(t, "sample_videos/clips/vtest.avi", "nope.avi")), "--camera", "vtest"],
+        ["cameras.vtest.source: nope.avi: file not found"],
+    ),
+    "corrupt video": (
+        lambda t, b: ["replay", "configs/demo.yaml", "--camera", "vtest", "--source", str(b / "garbage.mp4"), "--out", str(t)],
+        ["garbage.mp4: cannot open video"],
+    ),
+    "empty video": (
+        lambda t, b: ["replay", "configs/demo.yaml", "--camera", "vtest", "--source", str(b / "empty.avi"), "--out", str(t)],
+        ["empty.avi"],
+    ),
+    "truncated model": (
+        lambda t, b: ["check", str(config_with(t, "models/yolov8n.onnx", str(b / "truncated.onnx")))],
+        ["truncated.onnx: not a loadable ONNX model"],
+    ),
+    "text as model": (
+        lambda t, b: ["check", str(config_with(t, "models/yolov8n.onnx", str(b / "text.onnx")))],
+        ["text.onnx: not a loadable ONNX model"],
+    ),
+    "photo as model": (
+        lambda t, b: ["check", str(config_with(t, "models/yolov8n.onnx", str(b / "photo.onnx")))],
+        ["photo.onnx: not a loadable ONNX model"],
+    ),
     "unknown camera": (lambda t, b: ["replay", "configs/demo.yaml", "--camera", "cam-99"], ["no camera 'cam-99'"]),
-    "missing events file": (lambda t, b: ["score", str(t / "none.jsonl"), "sample_videos/ground_truth/vtest.gt.yaml"], ["none.jsonl"]),
+    "missing events file": (
+        lambda t, b: ["score", str(t / "none.jsonl"), "sample_videos/ground_truth/vtest.gt.yaml"],
+        ["none.jsonl"],
+    ),
 }
 
 

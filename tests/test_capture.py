@@ -44,4 +44,10 @@ def test_sampler(fps, times, kept):
 
 def test_sampler_restarts_after_a_gap():
     sampler = Sampler(1)
-    assert [sampler.keep(0.0), sampler.keep(0.5), sampler.keep(0.6, gap_before_s=30.0), sampler.keep(1.0), sampler.keep(1.6)] == [True, False, True, False, True]
+    assert [sampler.keep(0.0), sampler.keep(0.5), sampler.keep(0.6, gap_before_s=30.0), sampler.keep(1.0), sampler.keep(1.6)] == [
+        True,
+        False,
+        True,
+        False,
+        True,
+    ]

@@ -3,8 +3,8 @@
 import textwrap
 
 import pytest
-
 from conftest import ROOT
+
 from detector.config import ViolationType, check_files, load_config
 from detector.config.schema import Anchor
 from detector.errors import ConfigError
@@ -42,24 +42,59 @@ def test_valid_config_loads_with_defaults(tmp_path):
 
 
 def test_zone_overrides_type_defaults(tmp_path):
-    config = load_config(write(tmp_path, edit("violations: [illegal_parking]", "violations: [illegal_parking]\n        dwell_s: 20\n        min_score: 0.5")))
+    config = load_config(
+        write(
+            tmp_path,
+            edit("violations: [illegal_parking]", "violations: [illegal_parking]\n        dwell_s: 20\n        min_score: 0.5"),
+        )
+    )
     settings = config.cameras[0].zones[0].settings_for(ViolationType.ILLEGAL_PARKING, config.violations, config.detect)
     assert (settings.dwell_s, settings.grace_s, settings.min_score) == (20, 10, 0.5)
 
 
 ERRORS = {
     "unknown top-level key": (edit("site: test-site", "site: test-site\nsiet: typo"), "siet: unknown key"),
-    "unknown zone key named by ids": (edit("violations: [illegal_parking]", "violations: [illegal_parking]\n        dwel_s: 5"), "cameras.cam-01.zones.gate.dwel_s: unknown key"),
-    "wrong type": (edit("site: test-site", "site: test-site\ndetect: {fps: fast}"), "detect.fps: 'fast': Input should be a valid number"),
-    "polygon with two points": (edit("[[0.1, 0.1], [0.5, 0.1], [0.5, 0.5]]", "[[0.1, 0.1], [0.5, 0.1]]"), "cameras.cam-01.zones.gate.polygon: a polygon needs at least 3 points, got 2"),
-    "polygon outside 0..1": (edit("[0.5, 0.5]]", "[1.5, 0.5]]"), "cameras.cam-01.zones.gate.polygon: point 2 [1.5, 0.5] is outside 0..1"),
-    "unknown violation type": (edit("[illegal_parking]", "[double_parking]"), "cameras.cam-01.zones.gate.violations[0]: 'double_parking': Input should be 'illegal_parking', 'street_vending' or 'stray_garbage'"),
+    "unknown zone key named by ids": (
+        edit("violations: [illegal_parking]", "violations: [illegal_parking]\n        dwel_s: 5"),
+        "cameras.cam-01.zones.gate.dwel_s: unknown key",
+    ),
+    "wrong type": (
+        edit("site: test-site", "site: test-site\ndetect: {fps: fast}"),
+        "detect.fps: 'fast': Input should be a valid number",
+    ),
+    "polygon with two points": (
+        edit("[[0.1, 0.1], [0.5, 0.1], [0.5, 0.5]]", "[[0.1, 0.1], [0.5, 0.1]]"),
+        "cameras.cam-01.zones.gate.polygon: a polygon needs at least 3 points, got 2",
+    ),
+    "polygon outside 0..1": (
+        edit("[0.5, 0.5]]", "[1.5, 0.5]]"),
+        "cameras.cam-01.zones.gate.polygon: point 2 [1.5, 0.5] is outside 0..1",
+    ),
+    "unknown violation type": (
+        edit("[illegal_parking]", "[double_parking]"),
+        "cameras.cam-01.zones.gate.violations[0]: 'double_parking': Input should be 'illegal_parking', 'street_vending' or 'stray_garbage'",
+    ),
     "missing required key": (edit("model: {path: models/yolov8n.onnx}\n", ""), "model: required key is missing"),
-    "bad schedule": (edit("violations: [illegal_parking]", "violations: [illegal_parking]\n        schedule: ['Mon-Fry 07:00-20:00']"), "unknown day 'Fry'"),
-    "negative dwell": (edit("violations: [illegal_parking]", "violations: [illegal_parking]\n        dwell_s: -1"), "cameras.cam-01.zones.gate.dwell_s: -1: Input should be greater than or equal to 0"),
-    "duplicate zone ids": (VALID + "      - id: gate\n        polygon: [[0, 0], [1, 0], [1, 1]]\n        violations: [stray_garbage]\n", "zone id 'gate' is used twice"),
-    "unknown time zone": (edit("site: test-site", "site: test-site\ntimezone: Mars/Olympus"), "timezone: 'Mars/Olympus': unknown time zone"),
-    "missing environment variable": (edit("sample_videos/clips/vtest.avi", "rtsp://admin:${NO_SUCH_VAR_X}@cam/1"), "cameras.cam-01.source: environment variable NO_SUCH_VAR_X is not set"),
+    "bad schedule": (
+        edit("violations: [illegal_parking]", "violations: [illegal_parking]\n        schedule: ['Mon-Fry 07:00-20:00']"),
+        "unknown day 'Fry'",
+    ),
+    "negative dwell": (
+        edit("violations: [illegal_parking]", "violations: [illegal_parking]\n        dwell_s: -1"),
+        "cameras.cam-01.zones.gate.dwell_s: -1: Input should be greater than or equal to 0",
+    ),
+    "duplicate zone ids": (
+        VALID + "      - id: gate\n        polygon: [[0, 0], [1, 0], [1, 1]]\n        violations: [stray_garbage]\n",
+        "zone id 'gate' is used twice",
+    ),
+    "unknown time zone": (
+        edit("site: test-site", "site: test-site\ntimezone: Mars/Olympus"),
+        "timezone: 'Mars/Olympus': unknown time zone",
+    ),
+    "missing environment variable": (
+        edit("sample_videos/clips/vtest.avi", "rtsp://admin:${NO_SUCH_VAR_X}@cam/1"),
+        "cameras.cam-01.source: environment variable NO_SUCH_VAR_X is not set",
+    ),
     "not a mapping": ("- just\n- a list\n", "expected a mapping at the top level"),
     "not YAML": ("site: [unclosed\n", "not valid YAML"),
 }

@@ -52,7 +52,11 @@ def test_iou_and_containment(a, b, iou, contained):
 
 
 def zone(anchor: str, **extra) -> Zone:
-    return Zone(ZoneConfig(id="z", polygon=[[0.5, 0.5], [1, 0.5], [1, 1], [0.5, 1]], violations=["illegal_parking"], anchor=anchor, **extra))
+    return Zone(
+        ZoneConfig(
+            id="z", polygon=[[0.5, 0.5], [1, 0.5], [1, 1], [0.5, 1]], violations=["illegal_parking"], anchor=anchor, **extra
+        )
+    )
 
 
 @pytest.mark.parametrize(

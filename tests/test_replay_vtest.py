@@ -5,19 +5,34 @@ import hashlib
 import json
 import os
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import av
 import pytest
-
 from conftest import ROOT, asset
+
 from detector.config import load_config
 from detector.replay import replay
 
-START_AT = datetime(2026, 11, 23, 9, 0, tzinfo=timezone.utc)  # a Monday morning
-REQUIRED = {"schema", "id", "seq", "event", "type", "site", "camera", "zone", "first_seen_s", "stream_time_s",
-            "first_seen_at", "at", "confidence", "objects", "snapshot"}
+START_AT = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)  # a Monday morning
+REQUIRED = {
+    "schema",
+    "id",
+    "seq",
+    "event",
+    "type",
+    "site",
+    "camera",
+    "zone",
+    "first_seen_s",
+    "stream_time_s",
+    "first_seen_at",
+    "at",
+    "confidence",
+    "objects",
+    "snapshot",
+}
 
 
 @pytest.fixture(scope="module")
@@ -50,7 +65,7 @@ def test_payload_matches_the_contract(demo):
     assert REQUIRED <= alert.keys()
     assert alert["schema"] == "detector.alert/1" and alert["seq"] == 1 and alert["site"] == "demo-campus"
     assert uuid.UUID(alert["id"]).version == 7
-    assert alert["at"] == "2026-11-23T09:00:%06.3fZ" % alert["stream_time_s"]
+    assert alert["at"] == f"2026-11-23T09:00:{alert['stream_time_s']:06.3f}Z"
     assert 0.35 <= alert["confidence"] <= 1 and alert["delayed"] is False
     assert len(alert["model"]["sha256"]) == 64 and len(alert["config_sha256"]) == 64
 

@@ -32,13 +32,29 @@ CASES = {
     "parked car": (ViolationType.ILLEGAL_PARKING, [("car", [0, 0, 50, 30], STILL)], [True]),
     "moving car": (ViolationType.ILLEGAL_PARKING, [("car", [0, 0, 50, 30], MOVING)], [False]),
     "still person is not parking": (ViolationType.ILLEGAL_PARKING, [("person", PERSON, STILL)], [False]),
-    "vendor with produce beside": (ViolationType.STREET_VENDING, [("person", PERSON, STILL), ("orange", [140, 170, 180, 200], STILL)], [True, True]),
+    "vendor with produce beside": (
+        ViolationType.STREET_VENDING,
+        [("person", PERSON, STILL), ("orange", [140, 170, 180, 200], STILL)],
+        [True, True],
+    ),
     "still person alone": (ViolationType.STREET_VENDING, [("person", PERSON, STILL)], [False]),
     "produce alone": (ViolationType.STREET_VENDING, [("orange", [140, 170, 180, 200], STILL)], [False]),
-    "walking past an umbrella": (ViolationType.STREET_VENDING, [("person", PERSON, MOVING), ("umbrella", [140, 120, 200, 200], STILL)], [False, False]),
-    "item far from the person": (ViolationType.STREET_VENDING, [("person", PERSON, STILL), ("orange", [400, 170, 440, 200], STILL)], [False, False]),
+    "walking past an umbrella": (
+        ViolationType.STREET_VENDING,
+        [("person", PERSON, MOVING), ("umbrella", [140, 120, 200, 200], STILL)],
+        [False, False],
+    ),
+    "item far from the person": (
+        ViolationType.STREET_VENDING,
+        [("person", PERSON, STILL), ("orange", [400, 170, 440, 200], STILL)],
+        [False, False],
+    ),
     "left bottle": (ViolationType.STRAY_GARBAGE, [("bottle", [300, 300, 310, 330], STILL)], [True]),
-    "bottle held by a standing person": (ViolationType.STRAY_GARBAGE, [("person", PERSON, STILL), ("bottle", [120, 140, 130, 170], STILL)], [False, False]),
+    "bottle held by a standing person": (
+        ViolationType.STRAY_GARBAGE,
+        [("person", PERSON, STILL), ("bottle", [120, 140, 130, 170], STILL)],
+        [False, False],
+    ),
     "static new object": (ViolationType.STRAY_GARBAGE, [(STATIC_OBJECT_LABEL, [300, 300, 340, 320], STILL)], [True]),
     "a dog is not garbage": (ViolationType.STRAY_GARBAGE, [("dog", [300, 300, 340, 330], STILL)], [False]),
 }
@@ -56,7 +72,10 @@ def test_outside_the_zone_is_never_a_candidate():
 
 
 def test_custom_model_classes_map_to_roles():
-    roles = RoleMap.build(["trash_bag", "stall", "van"], RoleClasses(vehicle=("van",), vendor=("stall",), garbage=("trash_bag",), vending_item=(), person=()))
+    roles = RoleMap.build(
+        ["trash_bag", "stall", "van"],
+        RoleClasses(vehicle=("van",), vendor=("stall",), garbage=("trash_bag",), vending_item=(), person=()),
+    )
     assert roles.unknown == ()
     assert roles.has("garbage", np.array([0, 3])).tolist() == [True, True]  # trash_bag and static_object
     assert roles.has("vendor", np.array([1])).tolist() == [True]

@@ -35,7 +35,9 @@ def feed(frames):
     out = []
     for ts, rows in frames:
         d = t.update(dets(*rows), ts)
-        out.append([(int(i), float(s), bool(st)) for i, s, st in zip(d.tracker_id, d.data["settled_since"], d.data["stationary"])])
+        out.append(
+            [(int(i), float(s), bool(st)) for i, s, st in zip(d.tracker_id, d.data["settled_since"], d.data["stationary"])]
+        )
     return out
 
 
@@ -61,8 +63,15 @@ def test_stopping_vehicle_settles_when_it_stops():
 
 
 def test_occlusion_shorter_than_memory_keeps_identity_and_settle_time():
-    frames = [(t, [(CAR, PARKED)]) for t in range(3)] + [(t, []) for t in range(3, 9)] + [(9, [(CAR, PARKED)])]
+    frames = [(t, [(CAR, PARKED)]) for t in range(6)] + [(t, []) for t in range(6, 10)] + [(10, [(CAR, PARKED)])]
     assert feed(frames)[-1] == [(1, 0.0, True)]
+
+
+def test_sparse_sightings_at_one_spot_are_not_a_parked_object():
+    """A queue of different cars far up a road, each caught in one frame out of four."""
+    frames = [(t, [(CAR, PARKED)] if t % 4 == 0 else []) for t in range(20)]
+    out = feed(frames)
+    assert {o[0][0] for o in out if o} == {1} and not any(o[0][2] for o in out if o)
 
 
 def test_absence_longer_than_memory_starts_a_new_track():

@@ -5,7 +5,7 @@ One violation keeps one `id` across its start, updates and end; `seq` numbers it
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import numpy as np
 
@@ -34,7 +34,7 @@ class _Open:
 
 
 def iso_utc(moment: datetime) -> str:
-    return moment.astimezone(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 class AlertFactory:
@@ -75,8 +75,7 @@ class AlertFactory:
             "at": iso_utc(self.wall_of(transition.ts)),
             "confidence": max((o.score for o in transition.objects), default=0.0),
             "objects": [
-                {"label": o.label, "score": o.score, "box": list(o.box), "track_id": o.track_id}
-                for o in transition.objects
+                {"label": o.label, "score": o.score, "box": list(o.box), "track_id": o.track_id} for o in transition.objects
             ],
             "snapshot": snapshot,
             "model": {"name": p.model_name, "sha256": p.model_sha256},

@@ -56,11 +56,11 @@ class FileSource:
         clock = StreamClock(1.0 / self.nominal_fps, self.max_gap_s)
         sampler = Sampler(fps)
         index = -1
+        timestamps = _FrameTimes(self.nominal_fps, self.path.name)
         try:
             for av_frame in self._decode():
                 index += 1
-                raw = av_frame.time if av_frame.time is not None else index / self.nominal_fps
-                ts, gap = clock.advance(raw)
+                ts, gap = clock.advance(timestamps.seconds(av_frame.time, index))
                 if gap:
                     log.warning("%s: %.1f s of stream missing before frame %d; timers paused", self.path.name, gap, index)
                 if sampler.keep(ts, gap):
@@ -80,3 +80,29 @@ class FileSource:
                     self.decode_errors += 1
         except av.FFmpegError as exc:
             raise SourceError(f"{self.path}: cannot read video: {exc}") from None
+
+
+class _FrameTimes:
+    """Container timestamps, unless they cannot be trusted.
+
+    Some AVI files carry packet timestamps out of presentation order (1, 4, 6, 5, 7, ...). The
+    first time a timestamp fails to increase, the rest of the file is timed by frame index at
+    the nominal rate, continuing from the last good timestamp, and it is logged once.
+    """
+
+    def __init__(self, nominal_fps: float, name: str) -> None:
+        self.period = 1.0 / nominal_fps
+        self.name = name
+        self._last: float | None = None
+        self._index_origin: float | None = None  # set once timestamps are abandoned
+
+    def seconds(self, pts_s: float | None, index: int) -> float:
+        if self._index_origin is None:
+            if pts_s is not None and (self._last is None or pts_s > self._last):
+                self._last = pts_s
+                return pts_s
+            # continue from the last good timestamp, which belonged to frame index - 1
+            self._index_origin = 0.0 if self._last is None else self._last - self.period * (index - 1)
+            log.warning("%s: frame timestamps out of order or missing; timing frames by index at %.2f fps",
+                        self.name, 1 / self.period)
+        return self._index_origin + index * self.period

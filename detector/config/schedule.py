@@ -4,9 +4,9 @@ A window whose end is not after its start runs past midnight (the night belongs 
 started on). `00:00-24:00` is the whole day.
 """
 
-from dataclasses import dataclass
-from datetime import datetime, time
 import re
+from dataclasses import dataclass
+from datetime import datetime
 
 DAY_NAMES = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 _FULL_NAMES = ["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"]
@@ -25,9 +25,7 @@ class ScheduleWindow:
         if self.start_min < self.end_min:
             return day in self.days and self.start_min <= minute < self.end_min
         # Overnight: the evening part on a listed day, the morning part on the day after one.
-        return (day in self.days and minute >= self.start_min) or (
-            (day - 1) % 7 in self.days and minute < self.end_min
-        )
+        return (day in self.days and minute >= self.start_min) or ((day - 1) % 7 in self.days and minute < self.end_min)
 
 
 def _parse_day(name: str) -> int:

@@ -50,9 +50,12 @@ def letterbox(image: np.ndarray, size: tuple[int, int], centred: bool) -> tuple[
     else:
         new_w, new_h = int(width * scale), int(height * scale)
         top, left = 0, 0
-    resized = image if (new_w, new_h) == (width, height) else cv2.resize(image, (new_w, new_h), interpolation=cv2.INTER_LINEAR)
-    bottom, right = size[0] - new_h - top, size[1] - new_w - left
-    canvas = cv2.copyMakeBorder(resized, top, bottom, left, right, cv2.BORDER_CONSTANT, value=(PAD_VALUE,) * 3)
+    canvas = np.full((size[0], size[1], 3), PAD_VALUE, np.uint8)
+    window = canvas[top : top + new_h, left : left + new_w]
+    if (new_w, new_h) == (width, height):
+        window[:] = image
+    else:  # resize straight into the canvas: no intermediate image, no border copy
+        cv2.resize(image, (new_w, new_h), dst=window, interpolation=cv2.INTER_LINEAR)
     return canvas, Letterbox(scale=scale, pad_x=left, pad_y=top)
 
 
@@ -84,13 +87,12 @@ def detect_layout(output_shape: list, class_count: int | None) -> tuple[Layout, 
 def decode_ultralytics(output: np.ndarray, min_score: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """[1, 4+nc, N] -> (xyxy (k,4), score (k,), class_id (k,)) in input pixels, score >= min_score."""
     rows = output[0]
-    class_scores = rows[4:]
-    class_id = class_scores.argmax(axis=0)
-    score = class_scores[class_id, np.arange(rows.shape[1])]
-    keep = score >= min_score
+    best = rows[4:].max(axis=0)
+    keep = np.flatnonzero(best >= min_score)  # argmax only over the few kept columns
+    class_id = rows[4:, keep].argmax(axis=0)
     cx, cy, w, h = rows[:4, keep]
     xyxy = np.stack([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], axis=1)
-    return xyxy.astype(np.float32), score[keep].astype(np.float32), class_id[keep].astype(np.int32)
+    return xyxy.astype(np.float32), best[keep].astype(np.float32), class_id.astype(np.int32)
 
 
 def yolox_grid(input_hw: tuple[int, int], strides: tuple[int, ...] = (8, 16, 32)) -> tuple[np.ndarray, np.ndarray]:
@@ -111,14 +113,17 @@ def decode_yolox(
     rows = output[0]
     if len(rows) != len(grid):
         raise ValueError(f"YOLOX output has {len(rows)} anchors, the input size implies {len(grid)}")
+    # score = objectness x class score <= objectness: most rows go before any argmax
+    likely = np.flatnonzero(rows[:, 4] >= min_score)
+    rows, cells, cell_strides = rows[likely], grid[likely], strides[likely]
     class_id = rows[:, 5:].argmax(axis=1)
     score = rows[:, 4] * rows[np.arange(len(rows)), 5 + class_id]
     keep = score >= min_score
-    rows, cells, cell_strides = rows[keep], grid[keep], strides[keep]
+    rows, cells, cell_strides, class_id = rows[keep], cells[keep], cell_strides[keep], class_id[keep]
     centre = (rows[:, :2] + cells) * cell_strides
     half = np.exp(rows[:, 2:4]) * cell_strides / 2
     xyxy = np.concatenate([centre - half, centre + half], axis=1)
-    return xyxy.astype(np.float32), score[keep].astype(np.float32), class_id[keep].astype(np.int32)
+    return xyxy.astype(np.float32), score[keep].astype(np.float32), class_id.astype(np.int32)
 
 
 def non_max_suppression(xyxy: np.ndarray, score: np.ndarray, class_id: np.ndarray, iou: float) -> np.ndarray:

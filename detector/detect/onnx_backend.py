@@ -57,8 +57,15 @@ class OnnxDetector(Detector):
         self.names = declared or _default_names(self.path, class_count)
         if self.layout is Layout.YOLOX:
             self._grid, self._strides = yolox_grid(self.input_hw)
-        log.info("model %s: %s layout, input %dx%d, %d classes, providers %s", self.path.name, self.layout.value,
-                 self.input_hw[1], self.input_hw[0], len(self.names), self.session.get_providers())
+        log.info(
+            "model %s: %s layout, input %dx%d, %d classes, providers %s",
+            self.path.name,
+            self.layout.value,
+            self.input_hw[1],
+            self.input_hw[0],
+            len(self.names),
+            self.session.get_providers(),
+        )
 
     def detect(self, image: np.ndarray) -> Detections:
         blob, box = self.preprocess(image)

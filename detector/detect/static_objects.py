@@ -5,7 +5,13 @@ the short-term one absorbs anything that has stopped within a few seconds, the l
 only after many minutes. Pixels where the two differ while the frame agrees with the short-term
 one belong to something that arrived and then stayed still: a dropped bag, a dumped box.
 Moving people and traffic differ from both and are ignored. Areas where the model saw an
-object recently (a person standing, a parked car) are masked: the model already reports them.
+object in the last seconds (a person standing, a parked car) are masked: the model reports them.
+
+The long-term model starts as the mean of the first WARMUP_S of stream, so whatever is there
+from the start is scene, not new. Something that *leaves* (a person who stood at the start, a
+car driving off) also makes the two models differ: a "ghost". A new object has stronger edges
+on its outline in the frame than in the long-term background; a ghost the opposite, and its
+area of the long-term model is healed from the short-term one at once.
 
 Hand-written on OpenCV primitives (accumulateWeighted, connected components) because
 OpenCV's MOG2/KNN subtractors expose a single background and cannot be asked "new and static".
@@ -20,7 +26,8 @@ from detector.config.schema import StaticObjectsConfig
 from detector.detections import Detections
 
 WORK_WIDTH = 320  # background models run on a small grey image: cheap and less noisy
-OCCUPIED_S = 10.0  # a model detection masks its area for this long
+WARMUP_S = 10.0  # the long-term model is the plain mean of the frames of this first stretch
+OCCUPIED_S = 3.0  # a model detection masks its area for this long (covers a few missed frames)
 OCCUPIED_OVERLAP = 0.3  # a blob this much inside recently occupied area is the model's object
 
 
@@ -35,6 +42,7 @@ class StaticObjectDetector:
         self._occupied_at: np.ndarray | None = None
         self._last_ts = 0.0
         self._frames = 0
+        self._first_ts = 0.0
         self._kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (5, 5))
 
     def update(self, image: np.ndarray, ts: float, model_detections: Detections) -> Detections:
@@ -42,7 +50,7 @@ class StaticObjectDetector:
         scale = WORK_WIDTH / width
         grey = self._prepare(image, scale)
         if self._long is None or self._long.shape != grey.shape:
-            self._reset(grey)
+            self._reset(grey, ts)
             return Detections.empty()
         self._learn(grey, ts)
         self._mark_occupied(model_detections.xyxy * scale, ts)
@@ -54,18 +62,20 @@ class StaticObjectDetector:
         grey = cv2.cvtColor(small, cv2.COLOR_BGR2GRAY)
         return cv2.GaussianBlur(grey, (5, 5), 0).astype(np.float32)
 
-    def _reset(self, grey: np.ndarray) -> None:
+    def _reset(self, grey: np.ndarray, ts: float) -> None:
         self._long, self._short = grey.copy(), grey.copy()
         self._occupied_at = np.full(grey.shape, -np.inf, np.float32)
-        self._frames = 1
+        self._frames, self._first_ts, self._last_ts = 1, ts, ts
 
     def _learn(self, grey: np.ndarray, ts: float) -> None:
         dt = max(ts - self._last_ts, 0.0)
         self._last_ts = ts
         self._frames += 1
         short_rate = 1 - math.exp(-dt / max(self.config.short_s, 1e-3))
-        # The long-term model starts as the mean of the first frames, then slows to its time constant.
-        long_rate = max(1 - math.exp(-dt / max(self.config.long_s, 1e-3)), 1 / self._frames)
+        if ts - self._first_ts <= WARMUP_S:
+            long_rate = 1 / self._frames
+        else:
+            long_rate = 1 - math.exp(-dt / max(self.config.long_s, 1e-3))
         cv2.accumulateWeighted(grey, self._short, short_rate)
         cv2.accumulateWeighted(grey, self._long, long_rate)
 
@@ -91,6 +101,10 @@ class StaticObjectDetector:
             blob = labels[y : y + h, x : x + w] == label
             if recent[y : y + h, x : x + w][blob].mean() >= OCCUPIED_OVERLAP:
                 continue
+            if self._is_ghost(grey, blob, x, y):
+                region = self._long[y : y + h, x : x + w]
+                region[blob] = self._short[y : y + h, x : x + w][blob]
+                continue
             boxes.append([x, y, x + w, y + h])
             scores.append(area / (w * h))  # fill ratio: compact blobs are more object-like
         if not boxes:
@@ -100,3 +114,19 @@ class StaticObjectDetector:
             confidence=np.array(scores, np.float32),
             class_id=np.full(len(boxes), self.class_id, np.int32),
         )
+
+    def _is_ghost(self, grey: np.ndarray, blob: np.ndarray, x: int, y: int) -> bool:
+        """Edges on the blob's outline: stronger in the long-term background than in the frame
+        means something left rather than arrived."""
+        outline = cv2.morphologyEx(blob.astype(np.uint8), cv2.MORPH_GRADIENT, self._kernel).astype(bool)
+        h, w = blob.shape
+        return _edge_strength(self._long, outline, x, y, w, h) > _edge_strength(grey, outline, x, y, w, h)
+
+
+def _edge_strength(image: np.ndarray, outline: np.ndarray, x: int, y: int, w: int, h: int) -> float:
+    # a one-pixel margin so the Sobel kernel sees the blob's surroundings
+    top, left = max(y - 1, 0), max(x - 1, 0)
+    patch = image[top : y + h + 1, left : x + w + 1]
+    magnitude = np.hypot(cv2.Sobel(patch, cv2.CV_32F, 1, 0), cv2.Sobel(patch, cv2.CV_32F, 0, 1))
+    inner = magnitude[y - top : y - top + h, x - left : x - left + w]
+    return float(inner[outline].mean()) if outline.any() else 0.0

@@ -20,6 +20,10 @@ from detector.zones.geometry import box_centres, box_containment, box_iou, box_s
 SAME_CLASS_BONUS = 0.2  # prefer continuing a track of the same class when overlaps are close
 MAX_TRACKS = 1000  # a hard cap so a pathological scene cannot grow memory without bound
 OCCLUDED_CONTAINMENT = 0.85  # a box mostly inside the settled box is its visible part
+# A stationary object is seen in at least this share of the frames since it settled. Sparse
+# detections of *different* objects passing one spot (a queue of cars far up a road, each
+# caught in one frame out of several) would otherwise chain into one "parked" track.
+MIN_PRESENCE = 0.5
 
 
 @dataclass
@@ -32,17 +36,24 @@ class Track:
     settled_since: float
     score_sum: float = 0.0
     hits: int = 0
+    frames_since_settle: int = 0
+    hits_since_settle: int = 0
 
     @property
     def mean_score(self) -> float:
         return self.score_sum / max(self.hits, 1)
+
+    @property
+    def presence(self) -> float:
+        return self.hits_since_settle / max(self.frames_since_settle, 1)
 
 
 class StationaryTracker:
     """`update(detections, ts) -> Detections` with `tracker_id` and, in `data`:
 
     - `settled_since` (float seconds): when the object came to rest where it is now;
-    - `stationary` (bool): it has stayed put for at least `settle_s`;
+    - `stationary` (bool): it has stayed put for at least `settle_s`, seen in at least
+      MIN_PRESENCE of the frames since;
     - `mean_score` (float): its average confidence over the track.
 
     Only detections of this frame are returned; a track that is not seen is kept (and can be
@@ -59,19 +70,23 @@ class StationaryTracker:
 
     def update(self, detections: Detections, ts: float) -> Detections:
         self.tracks = [t for t in self.tracks if ts - t.last_seen <= self.memory_s]
+        for track in self.tracks:
+            track.frames_since_settle += 1
         matches = self._match(detections)
         ids = np.zeros(len(detections), np.int64)
         settled = np.zeros(len(detections), np.float64)
         scores = np.zeros(len(detections), np.float32)
+        present = np.zeros(len(detections), bool)
         for i in range(len(detections)):
             box = detections.xyxy[i]
             track = matches.get(i) or self._new_track(box, ts)
             self._observe(track, box, int(detections.class_id[i]), float(detections.confidence[i]), ts)
             ids[i], settled[i], scores[i] = track.id, track.settled_since, track.mean_score
+            present[i] = track.presence >= MIN_PRESENCE
         if len(self.tracks) > MAX_TRACKS:
             self.tracks.sort(key=lambda t: t.last_seen)
             del self.tracks[: len(self.tracks) - MAX_TRACKS]
-        stationary = ts - settled >= self.settle_s - 1e-9
+        stationary = (ts - settled >= self.settle_s - 1e-9) & present
         tracked = Detections(detections.xyxy, detections.confidence, detections.class_id, ids, dict(detections.data))
         return tracked.with_data(settled_since=settled, stationary=stationary, mean_score=scores)
 
@@ -97,7 +112,8 @@ class StationaryTracker:
         return matches
 
     def _new_track(self, box: np.ndarray, ts: float) -> Track:
-        track = Track(id=self._next_id, box=box, class_votes=Counter(), last_seen=ts, settled_box=box, settled_since=ts)
+        track = Track(id=self._next_id, box=box, class_votes=Counter(), last_seen=ts, settled_box=box, settled_since=ts,
+                      frames_since_settle=1)
         self._next_id += 1
         self.tracks.append(track)
         return track
@@ -108,9 +124,11 @@ class StationaryTracker:
         track.class_votes[class_id] += 1
         track.score_sum += score
         track.hits += 1
+        track.hits_since_settle += 1
         if not self._in_place(box, track.settled_box):
             track.settled_box = box
             track.settled_since = ts
+            track.frames_since_settle = track.hits_since_settle = 1
 
     def _in_place(self, box: np.ndarray, settled: np.ndarray) -> bool:
         """Still where it settled: its centre drifted less than `tolerance` x its size, or the

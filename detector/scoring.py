@@ -1,0 +1,365 @@
+"""Score alert events against ground truth: precision, recall, F1 and alarm latency per type.
+
+Rules (see sample_videos/README.md for the ground-truth format):
+
+- only `start` events are alarms (`update`/`end` belong to an alarm already counted);
+- an alarm matches a ground-truth event of the same type (and zone, when the event names one)
+  when `begin_s <= alarm.stream_time_s <= (end_s or +inf) + tolerance_s`;
+- each ground-truth event is matched at most once, by its earliest matching alarm; alarms are
+  taken in stream-time order and each goes to the open event that began earliest;
+- alarms left unmatched are false alarms (a second alarm for one event included); events left
+  unmatched are misses;
+- latency of a match = alarm.stream_time_s - begin_s.
+
+Undefined ratios are None (printed `-`): precision with no alarms, recall with no ground-truth
+events, F1 when precision or recall is undefined or both are 0. A clip with no events and no
+alarms therefore scores TP 0, FP 0, FN 0 and `-` everywhere: nothing to find, nothing raised.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import statistics
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+VIOLATION_TYPES = ("illegal_parking", "street_vending", "stray_garbage")
+DEFAULT_TOLERANCE_S = 10.0
+
+
+# ---------------------------------------------------------------------------------------------
+# Inputs
+
+
+@dataclass(frozen=True)
+class GroundTruthEvent:
+    type: str
+    begin_s: float
+    end_s: float | None = None  # None: lasts past the end of the clip
+    zone: str | None = None  # None: any zone of the camera matches
+    note: str = ""
+
+    def accepts(self, alarm: Alarm, tolerance_s: float) -> bool:
+        if alarm.type != self.type or (self.zone is not None and alarm.zone != self.zone):
+            return False
+        end = math.inf if self.end_s is None else self.end_s
+        return self.begin_s <= alarm.stream_time_s <= end + tolerance_s
+
+    def describe(self) -> str:
+        end = "end" if self.end_s is None else f"{self.end_s:g}s"
+        zone = self.zone or "any zone"
+        return f"{self.type} @ {zone} {self.begin_s:g}s-{end}" + (f" ({self.note})" if self.note else "")
+
+
+@dataclass(frozen=True)
+class GroundTruth:
+    events: tuple[GroundTruthEvent, ...]
+    camera: str | None = None
+    clip: str | None = None
+
+
+@dataclass(frozen=True)
+class Alarm:
+    type: str
+    zone: str | None
+    stream_time_s: float
+    camera: str | None = None
+    id: str | None = None
+
+    @classmethod
+    def from_payload(cls, payload: dict[str, Any]) -> Alarm:
+        return cls(
+            type=str(payload["type"]),
+            zone=None if payload.get("zone") is None else str(payload["zone"]),
+            stream_time_s=float(payload["stream_time_s"]),
+            camera=payload.get("camera"),
+            id=payload.get("id"),
+        )
+
+    def describe(self) -> str:
+        ident = f" [{self.id}]" if self.id else ""
+        return f"{self.type} @ {self.zone or '?'} {self.stream_time_s:g}s{ident}"
+
+
+def _as_float(value: Any, where: str, *, allow_none: bool = False) -> float | None:
+    if value is None and allow_none:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        kind = "a number or null" if allow_none else "a number"
+        raise ValueError(f"{where}: must be {kind}, got {value!r}")
+    return float(value)
+
+
+_EVENT_KEYS = {"type", "zone", "begin_s", "end_s", "note"}
+_TOP_KEYS = {"clip", "camera", "events", "note"}
+
+
+def parse_ground_truth(data: Any, source: str = "ground truth") -> GroundTruth:
+    """Validate a parsed ground-truth document; ValueError names the file and the problem."""
+    if not isinstance(data, dict):
+        raise ValueError(f"{source}: expected a mapping with an `events` list, got {type(data).__name__}")
+    unknown = sorted(set(data) - _TOP_KEYS)
+    if unknown:
+        raise ValueError(f"{source}: unknown key(s) {', '.join(unknown)} (allowed: {', '.join(sorted(_TOP_KEYS))})")
+    if "events" not in data:
+        raise ValueError(f"{source}: missing key `events` (use `events: []` for a clip with no violation)")
+    raw_events = data["events"]
+    if raw_events is None:
+        raw_events = []
+    if not isinstance(raw_events, list):
+        raise ValueError(f"{source}: `events` must be a list, got {type(raw_events).__name__}")
+    events = []
+    for i, item in enumerate(raw_events):
+        where = f"{source}: events[{i}]"
+        if not isinstance(item, dict):
+            raise ValueError(f"{where}: expected a mapping, got {item!r}")
+        unknown = sorted(set(item) - _EVENT_KEYS)
+        if unknown:
+            raise ValueError(f"{where}: unknown key(s) {', '.join(unknown)} (allowed: {', '.join(sorted(_EVENT_KEYS))})")
+        kind = item.get("type")
+        if kind not in VIOLATION_TYPES:
+            raise ValueError(f"{where}.type: must be one of {', '.join(VIOLATION_TYPES)}, got {kind!r}")
+        if "begin_s" not in item:
+            raise ValueError(f"{where}: missing key `begin_s`")
+        begin = _as_float(item["begin_s"], f"{where}.begin_s")
+        end = _as_float(item.get("end_s"), f"{where}.end_s", allow_none=True)
+        if begin < 0:
+            raise ValueError(f"{where}.begin_s: must be >= 0, got {begin:g}")
+        if end is not None and end < begin:
+            raise ValueError(f"{where}.end_s: {end:g} is before begin_s {begin:g}")
+        zone = item.get("zone")
+        if zone is not None and not isinstance(zone, str):
+            raise ValueError(f"{where}.zone: must be a zone id (string) or omitted, got {zone!r}")
+        events.append(GroundTruthEvent(kind, begin, end, zone or None, str(item.get("note") or "")))
+    camera = data.get("camera")
+    clip = data.get("clip")
+    return GroundTruth(tuple(events), None if camera is None else str(camera), None if clip is None else str(clip))
+
+
+def load_ground_truth(path: str | Path) -> GroundTruth:
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ValueError(f"ground truth file not found: {path}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ValueError(f"cannot read ground truth {path}: {exc}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ValueError(f"{path}: not valid YAML: {exc}") from None
+    return parse_ground_truth(data, str(path))
+
+
+def load_events(path: str | Path, *, strict: bool = False, warnings: list[str] | None = None) -> list[dict]:
+    """Alert payloads from an events.jsonl, in file order.
+
+    Blank lines are ignored. A line that is not a JSON object with `event`, `type` and a numeric
+    `stream_time_s` is skipped and described in `warnings` (when a list is given); with
+    `strict=True` it raises ValueError instead. A missing or unreadable file raises ValueError.
+    """
+    path = Path(path)
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError:
+        raise ValueError(f"events file not found: {path}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ValueError(f"cannot read events {path}: {exc}") from None
+    payloads = []
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        problem = None
+        try:
+            payload = json.loads(line)
+        except json.JSONDecodeError as exc:
+            problem = f"not JSON ({exc.msg})"
+        else:
+            if not isinstance(payload, dict):
+                problem = f"expected a JSON object, got {type(payload).__name__}"
+            else:
+                missing = [k for k in ("event", "type", "stream_time_s") if k not in payload]
+                if missing:
+                    problem = f"missing field(s) {', '.join(missing)}"
+                elif isinstance(payload["stream_time_s"], bool) or not isinstance(payload["stream_time_s"], (int, float)):
+                    problem = f"stream_time_s must be a number, got {payload['stream_time_s']!r}"
+        if problem:
+            message = f"{path}:{number}: {problem}"
+            if strict:
+                raise ValueError(message)
+            if warnings is not None:
+                warnings.append(message + " (line skipped)")
+            continue
+        payloads.append(payload)
+    return payloads
+
+
+# ---------------------------------------------------------------------------------------------
+# Scoring
+
+
+@dataclass(frozen=True)
+class Match:
+    alarm: Alarm
+    event: GroundTruthEvent
+
+    @property
+    def latency_s(self) -> float:
+        return self.alarm.stream_time_s - self.event.begin_s
+
+
+@dataclass(frozen=True)
+class TypeScore:
+    type: str  # a violation type, or "all"
+    ground_truth: int
+    alarms: int
+    tp: int
+    fp: int
+    fn: int
+    latency_median_s: float | None
+    latency_max_s: float | None
+
+    @property
+    def precision(self) -> float | None:
+        return None if self.alarms == 0 else self.tp / self.alarms
+
+    @property
+    def recall(self) -> float | None:
+        return None if self.ground_truth == 0 else self.tp / self.ground_truth
+
+    @property
+    def f1(self) -> float | None:
+        p, r = self.precision, self.recall
+        if p is None or r is None or p + r == 0:
+            return None
+        return 2 * p * r / (p + r)
+
+
+@dataclass(frozen=True)
+class Score:
+    rows: tuple[TypeScore, ...]  # one per violation type, then "all"
+    matches: tuple[Match, ...]
+    misses: tuple[GroundTruthEvent, ...]
+    false_alarms: tuple[Alarm, ...]
+    tolerance_s: float
+    ignored_cameras: tuple[str, ...] = field(default=())  # alarms of other cameras, not scored
+
+    def row(self, kind: str) -> TypeScore:
+        for row in self.rows:
+            if row.type == kind:
+                return row
+        raise KeyError(kind)
+
+    @property
+    def overall(self) -> TypeScore:
+        return self.row("all")
+
+
+def to_alarms(payloads: list[dict]) -> list[Alarm]:
+    """The `start` events of a list of payloads, as alarms."""
+    return [Alarm.from_payload(p) for p in payloads if p.get("event") == "start"]
+
+
+def score(alarms: list[Alarm | dict], ground_truth: GroundTruth, tolerance_s: float = DEFAULT_TOLERANCE_S) -> Score:
+    """Match alarms to ground truth. `alarms` may be Alarm objects or raw payloads (only
+    `start` payloads count). When the ground truth names a camera, alarms of other cameras are
+    left out (and listed in `ignored_cameras`)."""
+    if tolerance_s < 0:
+        raise ValueError(f"tolerance must be >= 0 seconds, got {tolerance_s:g}")
+    converted: list[Alarm] = []
+    for item in alarms:
+        if isinstance(item, Alarm):
+            converted.append(item)
+        elif item.get("event") == "start":
+            converted.append(Alarm.from_payload(item))
+    ignored: set[str] = set()
+    if ground_truth.camera is not None:
+        kept = []
+        for alarm in converted:
+            if alarm.camera is not None and alarm.camera != ground_truth.camera:
+                ignored.add(alarm.camera)
+            else:
+                kept.append(alarm)
+        converted = kept
+    ordered = sorted(converted, key=lambda a: a.stream_time_s)
+    events = sorted(ground_truth.events, key=lambda e: e.begin_s)
+    open_events = list(range(len(events)))
+    matches: list[Match] = []
+    false_alarms: list[Alarm] = []
+    for alarm in ordered:
+        for position, index in enumerate(open_events):
+            if events[index].accepts(alarm, tolerance_s):
+                matches.append(Match(alarm, events[index]))
+                del open_events[position]
+                break
+        else:
+            false_alarms.append(alarm)
+    misses = [events[i] for i in open_events]
+
+    kinds = list(VIOLATION_TYPES) + sorted({a.type for a in ordered} - set(VIOLATION_TYPES))
+    rows = [_row(k, [e for e in events if e.type == k], [a for a in ordered if a.type == k],
+                 [m for m in matches if m.event.type == k]) for k in kinds]
+    rows.append(_row("all", events, ordered, matches))
+    return Score(tuple(rows), tuple(matches), tuple(misses), tuple(false_alarms), tolerance_s, tuple(sorted(ignored)))
+
+
+def _row(kind: str, events: list, alarms: list, matches: list[Match]) -> TypeScore:
+    latencies = [m.latency_s for m in matches]
+    return TypeScore(
+        type=kind,
+        ground_truth=len(events),
+        alarms=len(alarms),
+        tp=len(matches),
+        fp=len(alarms) - len(matches),
+        fn=len(events) - len(matches),
+        latency_median_s=statistics.median(latencies) if latencies else None,
+        latency_max_s=max(latencies) if latencies else None,
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Report
+
+
+def _ratio(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}"
+
+
+def _seconds(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f}"
+
+
+def format_report(result: Score) -> str:
+    """A fixed-width table per type and overall, then the matches, misses and false alarms."""
+    header = ("type", "gt", "alarms", "tp", "fp", "fn", "precision", "recall", "f1", "lat_med_s", "lat_max_s")
+    widths = (16, 4, 7, 4, 4, 4, 10, 7, 5, 10, 10)
+    lines = ["".join(h.ljust(w) if i == 0 else h.rjust(w) for i, (h, w) in enumerate(zip(header, widths)))]
+    lines.append("-" * sum(widths))
+    for row in result.rows:
+        if row.type == "all":
+            lines.append("-" * sum(widths))
+        cells = (row.type, row.ground_truth, row.alarms, row.tp, row.fp, row.fn, _ratio(row.precision),
+                 _ratio(row.recall), _ratio(row.f1), _seconds(row.latency_median_s), _seconds(row.latency_max_s))
+        lines.append("".join(str(c).ljust(w) if i == 0 else str(c).rjust(w) for i, (c, w) in enumerate(zip(cells, widths))))
+    lines.append(f"(alarm = `start` event; matched within [begin_s, end_s + {result.tolerance_s:g} s])")
+    if result.matches:
+        lines.append("")
+        lines.append("matches:")
+        for m in sorted(result.matches, key=lambda m: m.alarm.stream_time_s):
+            lines.append(f"  {m.alarm.describe()}  <-  {m.event.describe()}  latency {m.latency_s:.1f} s")
+    if result.misses:
+        lines.append("")
+        lines.append("misses (no alarm):")
+        lines.extend(f"  {e.describe()}" for e in result.misses)
+    if result.false_alarms:
+        lines.append("")
+        lines.append("false alarms:")
+        lines.extend(f"  {a.describe()}" for a in result.false_alarms)
+    if result.ignored_cameras:
+        lines.append("")
+        lines.append(f"ignored alarms of other cameras: {', '.join(result.ignored_cameras)}")
+    return "\n".join(lines)
