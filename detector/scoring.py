@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
+from detector.config.load import read_yaml
 
 VIOLATION_TYPES = ("illegal_parking", "street_vending", "stray_garbage")
 DEFAULT_TOLERANCE_S = 10.0
@@ -141,18 +141,8 @@ def parse_ground_truth(data: Any, source: str = "ground truth") -> GroundTruth:
 
 
 def load_ground_truth(path: str | Path) -> GroundTruth:
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ValueError(f"ground truth file not found: {path}") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ValueError(f"cannot read ground truth {path}: {exc}") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise ValueError(f"{path}: not valid YAML: {exc}") from None
-    return parse_ground_truth(data, str(path))
+    """Read and validate a ground-truth file (ConfigError if unreadable, ValueError if invalid)."""
+    return parse_ground_truth(read_yaml(path, "ground truth"), str(path))
 
 
 def load_events(path: str | Path, *, strict: bool = False, warnings: list[str] | None = None) -> list[dict]:

@@ -24,11 +24,8 @@ DEFAULT_MIRROR = ROOT.parent / "shared" / "assets"
 
 
 def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
     with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+        return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
 def from_mirror(asset: dict, mirror: Path | None, target: Path) -> str | None:

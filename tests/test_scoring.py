@@ -5,6 +5,7 @@ import math
 
 import pytest
 
+from detector.errors import ConfigError
 from detector.scoring import (
     Alarm,
     GroundTruth,
@@ -161,14 +162,14 @@ BAD_GT = [
 def test_bad_ground_truth_names_the_problem(tmp_path, text, message):
     path = tmp_path / "bad.gt.yaml"
     path.write_text(text)
-    with pytest.raises(ValueError) as info:
+    with pytest.raises((ValueError, ConfigError)) as info:
         load_ground_truth(path)
     assert message in str(info.value)
     assert str(path) in str(info.value)
 
 
 def test_missing_ground_truth_file(tmp_path):
-    with pytest.raises(ValueError, match="ground truth file not found"):
+    with pytest.raises(ConfigError, match="ground truth file not found"):
         load_ground_truth(tmp_path / "nope.yaml")
 
 

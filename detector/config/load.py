@@ -18,6 +18,8 @@ _ENV_REFERENCE = re.compile(r"\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?::-(?P<defau
 def load_config(path: str | Path) -> AppConfig:
     """Load, substitute and validate; raises ConfigError listing every problem, one per line."""
     raw = read_yaml(path)
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top level, got {type(raw).__name__}")
     errors: list[str] = []
     substituted = _substitute_env(raw, (), errors, raw)
     if errors:
@@ -28,21 +30,19 @@ def load_config(path: str | Path) -> AppConfig:
         raise ConfigError(_report(path, [_describe(e, raw) for e in exc.errors()])) from None
 
 
-def read_yaml(path: str | Path) -> dict:
+def read_yaml(path: str | Path, what: str = "config") -> Any:
+    """Parse a YAML file; ConfigError names the file and what is wrong with it."""
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise ConfigError(f"config file not found: {path}") from None
+        raise ConfigError(f"{what} file not found: {path}") from None
     except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"cannot read config {path}: {exc}") from None
+        raise ConfigError(f"cannot read {what} {path}: {exc}") from None
     try:
-        data = yaml.safe_load(text)
+        return yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML: {exc}") from None
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}: expected a mapping at the top level, got {type(data).__name__}")
-    return data
 
 
 def config_digest(config: AppConfig) -> str:
