@@ -3,8 +3,9 @@
 import logging
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from tqdm import tqdm
@@ -14,7 +15,8 @@ from detector.annotate import Annotator
 from detector.capture import FileSource
 from detector.config import AppConfig, config_digest
 from detector.detect import open_model
-from detector.worker import CameraPipeline
+from detector.mqtt.channel import AlertChannel, engine_states
+from detector.worker import CameraPipeline, FrameResult
 
 log = logging.getLogger(__name__)
 
@@ -27,6 +29,7 @@ class ReplaySummary:
     wall_s: float
     events_path: Path
     video_path: Path | None
+    publish_problem: str | None = None  # alerts left in the outbox with a broker configured (docs/mqtt.md)
 
 
 def model_threshold(config: AppConfig) -> float:
@@ -48,14 +51,17 @@ def replay(
     start_at: datetime | None = None,
     progress: bool | None = None,
     quiet: bool = False,
+    on_frame: Callable[[FrameResult, CameraPipeline], None] | None = None,
 ) -> ReplaySummary:
     camera = config.camera(camera_id)
     clip = FileSource(source or camera.source)
     detector = open_model(config.model, model_threshold(config), config.detect.nms_iou)
     out_dir = Path(out_dir)
-    origin = start_at or datetime.now(timezone.utc)
+    origin = start_at or datetime.now(UTC)
     events_path = out_dir / "events.jsonl"
-    sinks = [JsonlSink(events_path)] + ([] if quiet else [ConsoleSink()])
+    # the outbox first: an alert is durable before anything else sees it (docs/mqtt.md)
+    channel = AlertChannel.open(config, camera.id, evidence_root=out_dir, quiet=True)
+    sinks = [channel, JsonlSink(events_path)] + ([] if quiet else [ConsoleSink()])
     pipeline = CameraPipeline(
         config,
         camera,
@@ -75,8 +81,11 @@ def replay(
         for frame in clip.frames(config.detect.fps):
             result = pipeline.process(frame)
             alerts += result.alerts
+            channel.observe(engine_states(pipeline.engine), frame.ts, result.inference_ms)
             if annotator is not None:
                 annotator.write(result)
+            if on_frame is not None:  # e.g. the report's timeline recorder (detector/operator)
+                on_frame(result, pipeline)
             bar.update(round(frame.ts - last_ts, 3))
             frames, last_ts = frames + 1, frame.ts
     finally:
@@ -87,4 +96,5 @@ def replay(
             annotator.close()
     if clip.decode_errors:
         log.warning("%s: %d packets could not be decoded and were skipped", clip.path.name, clip.decode_errors)
-    return ReplaySummary(frames, alerts, last_ts, time.perf_counter() - started, events_path, video_path)
+    wall_s = time.perf_counter() - started
+    return ReplaySummary(frames, alerts, last_ts, wall_s, events_path, video_path, channel.problem())

@@ -12,6 +12,7 @@ import pytest
 from conftest import ROOT, asset
 
 DEMO = (ROOT / "configs/demo.yaml").read_text()
+assert "storage_dir" not in DEMO
 
 
 def detector(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
@@ -24,7 +25,7 @@ def detector(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
 def config_with(tmp_path: Path, old: str, new: str) -> Path:
     assert old in DEMO
     path = tmp_path / "config.yaml"
-    path.write_text(DEMO.replace(old, new))
+    path.write_text(DEMO.replace(old, new) + f"storage_dir: {tmp_path / 'storage'}\n")
     return path
 
 
@@ -109,7 +110,8 @@ def test_video_truncated_mid_stream_keeps_the_alerts_already_made(tmp_path):
     clip = asset("sample_videos/clips/vtest.avi").read_bytes()
     cut = tmp_path / "cut.avi"
     cut.write_bytes(clip[: int(len(clip) * 0.6)])  # ~48 s of 79.5: past the 30 s alert
-    result = detector("replay", "configs/demo.yaml", "--camera", "vtest", "--source", str(cut), "--out", str(tmp_path / "out"))
+    config = config_with(tmp_path, "site: demo-campus", "site: demo-campus")
+    result = detector("replay", str(config), "--camera", "vtest", "--source", str(cut), "--out", str(tmp_path / "out"))
     assert "Traceback" not in result.stderr
     events = [json.loads(line) for line in (tmp_path / "out/events.jsonl").read_text().splitlines()]
     assert [(e["event"], e["zone"]) for e in events] == [("start", "van-no-parking")]

@@ -39,8 +39,8 @@ REQUIRED = {
 def demo(tmp_path_factory):
     os.chdir(ROOT)
     asset("models/yolov8n.onnx"), asset("sample_videos/clips/vtest.avi")
-    config = load_config(ROOT / "configs/demo.yaml")
     out = tmp_path_factory.mktemp("demo")
+    config = load_config(ROOT / "configs/demo.yaml").model_copy(update={"storage_dir": out / "storage"})
     summary = replay(config, "vtest", out_dir=out, annotate=True, start_at=START_AT, quiet=True, progress=False)
     return config, summary, out
 
@@ -89,7 +89,8 @@ def test_annotated_video_has_one_frame_per_sampled_frame(demo):
 def test_yolox_layout_finds_the_same_van(tmp_path):
     os.chdir(ROOT)
     config = load_config(ROOT / "configs/demo.yaml")
-    config = config.model_copy(update={"model": config.model.model_copy(update={"path": asset("models/yolox_nano.onnx")})})
+    yolox = config.model.model_copy(update={"path": asset("models/yolox_nano.onnx")})
+    config = config.model_copy(update={"model": yolox, "storage_dir": tmp_path / "storage"})
     summary = replay(config, "vtest", out_dir=tmp_path, quiet=True, progress=False)
     assert [(a["event"], a["zone"]) for a in summary.alerts] == [("start", "van-no-parking")]
     assert 30 <= summary.alerts[0]["stream_time_s"] <= 35

@@ -28,9 +28,10 @@ def generated():
 
 
 @pytest.fixture(scope="session")
-def config():
+def config(tmp_path_factory):
     os.chdir(ROOT)
-    return load_config(ROOT / "configs/scenarios.yaml")
+    storage = tmp_path_factory.mktemp("storage")
+    return load_config(ROOT / "configs/scenarios.yaml").model_copy(update={"storage_dir": storage})
 
 
 def run_and_score(config, camera, ground_truth, out):

@@ -5,7 +5,7 @@ No I/O here: files are checked by `detector.config.load.check_files`, after vali
 
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
@@ -38,7 +38,9 @@ class ModelConfig(Strict):
     path: Path = Field(description="ONNX file (Ultralytics or YOLOX layout) or Ultralytics .pt")
     names: Path | None = Field(None, description="Class names file (one per line) when the model has none")
     threads: int = Field(1, ge=1, le=64, description="Intra-op threads of one inference")
-    providers: tuple[str, ...] = Field(("CPUExecutionProvider",), description="ONNX Runtime execution providers, in order of preference")
+    providers: tuple[str, ...] = Field(
+        ("CPUExecutionProvider",), description="ONNX Runtime execution providers, in order of preference"
+    )
 
 
 class DetectConfig(Strict):
@@ -49,7 +51,9 @@ class DetectConfig(Strict):
 
 class TrackConfig(Strict):
     settle_s: Seconds = Field(3.0, description="How long an object must stay put before it counts as stationary")
-    tolerance: float = Field(0.25, gt=0, le=2, description="Allowed drift of the box centre from where it settled, as a fraction of the box size")
+    tolerance: float = Field(
+        0.25, gt=0, le=2, description="Allowed drift of the box centre from where it settled, as a fraction of the box size"
+    )
     match_iou: Score = Field(0.3, description="IoU a detection needs with a track's box to continue it")
 
 
@@ -59,7 +63,17 @@ class RoleClasses(Strict):
     vehicle: tuple[str, ...] = ("car", "truck", "bus", "motorcycle")
     person: tuple[str, ...] = ("person",)
     vendor: tuple[str, ...] = Field((), description="Classes that are a stall, cart or vendor by themselves")
-    vending_item: tuple[str, ...] = ("umbrella", "dining table", "chair", "bench", "banana", "apple", "orange", "broccoli", "carrot")
+    vending_item: tuple[str, ...] = (
+        "umbrella",
+        "dining table",
+        "chair",
+        "bench",
+        "banana",
+        "apple",
+        "orange",
+        "broccoli",
+        "carrot",
+    )
     garbage: tuple[str, ...] = ("bottle", "cup", "handbag", "backpack", "suitcase")
 
 
@@ -193,7 +207,9 @@ class MqttConfig(Strict):
     max_in_flight: int = Field(16, ge=1, le=1000, description="Alerts published but not yet acknowledged (PUBACK), at most")
     reconnect_min_s: float = Field(0.5, gt=0, description="First reconnect delay; doubles per failure, with jitter")
     reconnect_max_s: float = Field(30.0, gt=0, description="Longest reconnect delay")
-    drain_timeout_s: Seconds = Field(15.0, description="At the end of a replay / shutdown: how long to wait for the outbox to drain")
+    drain_timeout_s: Seconds = Field(
+        15.0, description="At the end of a replay / shutdown: how long to wait for the outbox to drain"
+    )
 
     @field_validator("topic_prefix")
     @classmethod
@@ -212,7 +228,9 @@ class MqttConfig(Strict):
 class OutboxConfig(Strict):
     """The durable local queue of alerts (storage_dir/outbox/{camera}.sqlite3); see docs/mqtt.md."""
 
-    max_alerts: int = Field(10000, ge=10, description="Bound; when full, the oldest snapshots, then updates, then any alerts are dropped (logged)")
+    max_alerts: int = Field(
+        10000, ge=10, description="Bound; when full, the oldest snapshots, then updates, then any alerts are dropped (logged)"
+    )
 
 
 class AppConfig(Strict):

@@ -1,0 +1,145 @@
+"""`detector listen`: subscribe to `{prefix}/#` and print what the detectors publish.
+
+Readable lines by default (alerts through `format_alert`; status and zone-state changes; health
+with --health); `--json`: one JSON object per message, {"topic", "retain", "payload"}.
+"""
+
+import json
+import os
+import sys
+import time
+from typing import TextIO
+
+import paho.mqtt.client as mqtt
+
+from detector.alerts.sinks import format_alert
+from detector.errors import PublishError
+from detector.mqtt.connection import Endpoint, describe_error, new_client, refusal_message, tls_context
+from detector.mqtt.topics import parse
+
+
+class Printer:
+    def __init__(self, prefix: str, as_json: bool, health: bool, out: TextIO) -> None:
+        self.prefix = prefix
+        self.as_json = as_json
+        self.health = health
+        self.out = out
+        self.alerts = 0
+        self._last: dict[str, bytes] = {}  # topic -> payload, to print state changes only
+
+    def message(self, topic: str, payload: bytes, retain: bool) -> None:
+        parsed = parse(topic, self.prefix)
+        if self.as_json:
+            self._json(topic, payload, retain)
+        elif parsed is not None:
+            self._readable(topic, payload, parsed)
+        if parsed is not None and parsed[2] == "alert":
+            self.alerts += 1
+
+    def _json(self, topic: str, payload: bytes, retain: bool) -> None:
+        try:
+            body = json.loads(payload)
+        except (ValueError, UnicodeDecodeError):
+            body = payload.decode("utf-8") if _is_text(payload) else {"bytes": len(payload)}
+        print(json.dumps({"topic": topic, "retain": retain, "payload": body}, ensure_ascii=False), file=self.out, flush=True)
+
+    def _readable(self, topic: str, payload: bytes, parsed: tuple) -> None:
+        site, camera, kind, rest = parsed
+        where = f"{site}/{camera}"
+        line = None
+        try:
+            if kind == "alert":
+                alert = json.loads(payload)
+                line = format_alert(alert) + ("  [delayed]" if alert.get("delayed") else "")
+            elif kind == "status" and self._changed(topic, payload):
+                line = f"{'':9} STATUS {where}: {payload.decode('utf-8', 'replace')}"
+            elif kind == "zone" and rest[-1:] == ("state",) and self._changed(topic, payload):
+                state = json.loads(payload)
+                parts = [
+                    f"{t}={s['state']}" + (f" (id {s['alert_id'][:13]})" if s.get("alert_id") else "")
+                    for t, s in state["states"].items()
+                ]
+                line = f"{'':9} ZONE   {where}/{rest[0]}: {', '.join(parts)}"
+            elif kind == "snapshot":
+                line = f"{'':9} SNAPSHOT {where} alert {rest[0] if rest else '?'}: {len(payload)} bytes of JPEG"
+            elif kind == "health" and self.health:
+                h = json.loads(payload)
+                line = (
+                    f"{'':9} HEALTH {where}: {h.get('fps')} fps, frame age {h.get('frame_age_s')} s, "
+                    f"inference {h.get('inference_ms')} ms, outbox {h.get('outbox_depth')}, "
+                    f"mqtt reconnects {h.get('mqtt_reconnects')}"
+                )
+        except (ValueError, KeyError, TypeError, AttributeError, UnicodeDecodeError):
+            line = f"{'':9} MALFORMED {kind} on {topic}: {payload[:80]!r}"
+        if line is not None:
+            print(line, file=self.out, flush=True)
+
+    def _changed(self, topic: str, payload: bytes) -> bool:
+        changed = self._last.get(topic) != payload
+        self._last[topic] = payload
+        return changed
+
+
+def listen(
+    endpoint: Endpoint,
+    prefix: str,
+    *,
+    as_json: bool = False,
+    health: bool = False,
+    count: int | None = None,
+    timeout_s: float | None = None,
+    out: TextIO = sys.stdout,
+    err: TextIO = sys.stderr,
+) -> int:
+    """Until interrupted, `count` alerts or `timeout_s`; reconnects after a lost connection."""
+    printer = Printer(prefix, as_json, health, out)
+    context = tls_context(endpoint)
+    deadline = time.monotonic() + timeout_s if timeout_s else float("inf")
+    first, delay = True, 0.5
+    while time.monotonic() < deadline and (count is None or printer.alerts < count):
+        client = new_client(endpoint, f"detector-listen-{os.getpid()}", context)
+        state: dict = {"connack": None, "closed": False}
+        client.on_connect = lambda c, u, f, rc, p, state=state: state.update(connack=rc)
+        client.on_disconnect = lambda c, u, f, rc, p, state=state: state.update(closed=True)
+        client.on_message = lambda c, u, m: printer.message(m.topic, m.payload, bool(m.retain))
+        try:
+            client.connect(endpoint.host, endpoint.port, endpoint.keepalive_s)
+            while state["connack"] is None and not state["closed"]:
+                if client.loop(0.1) != mqtt.MQTT_ERR_SUCCESS and state["connack"] is None:
+                    break
+            if state["connack"] is None:
+                raise PublishError(f"mqtt broker {endpoint.name} closed the connection before accepting it")
+            if state["connack"].is_failure:
+                raise PublishError(refusal_message(endpoint, state["connack"]))
+            client.subscribe(f"{prefix}/#", qos=1)
+            if not as_json:
+                print(f"listening on {endpoint.name} to {prefix}/#", file=err, flush=True)
+            first, delay = False, 0.5
+            while time.monotonic() < deadline and (count is None or printer.alerts < count):
+                if client.loop(0.1) != mqtt.MQTT_ERR_SUCCESS or state["closed"]:
+                    print(f"mqtt broker {endpoint.name}: connection lost, reconnecting", file=err, flush=True)
+                    break
+        except PublishError:
+            if first:
+                raise
+            time.sleep(min(delay, max(0.0, deadline - time.monotonic())))
+            delay = min(delay * 2, 10.0)
+        except Exception as exc:  # noqa: BLE001 - socket/ssl: one line
+            if first:
+                raise PublishError(describe_error(endpoint, exc)) from None
+            time.sleep(min(delay, max(0.0, deadline - time.monotonic())))
+            delay = min(delay * 2, 10.0)
+        finally:
+            try:
+                client.disconnect()
+            except Exception:  # noqa: BLE001
+                pass
+    return 0
+
+
+def _is_text(data: bytes) -> bool:
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True

@@ -1,0 +1,271 @@
+"""Background thread that sends the outbox to the broker; the frame loop never waits on it.
+
+Per connection: a fresh paho client, `online` on the status topic (last will `offline`), all zone
+states again (retained), then outbox entries in queue order with at most `max_in_flight` awaiting
+PUBACK; an entry leaves the outbox only when its PUBACK arrives. After a disconnect, entries not
+acknowledged are sent again from the outbox (same id and seq, `delayed: true`): at-least-once.
+Reconnects back off exponentially (reconnect_min_s doubling to reconnect_max_s) with jitter
+(x0.5..1.0) so a thousand cameras do not hammer a restarted broker in step.
+"""
+
+import json
+import logging
+import os
+import random
+import threading
+import time
+from collections.abc import Callable
+
+import paho.mqtt.client as mqtt
+
+from detector.errors import PublishError
+from detector.mqtt.connection import Endpoint, describe_error, new_client, refusal_message, tls_context
+from detector.mqtt.outbox import Entry, Outbox
+from detector.mqtt.topics import CameraTopics
+
+log = logging.getLogger(__name__)
+
+CONNACK_TIMEOUT_S = 10.0
+LOOP_TIMEOUT_S = 0.02
+
+
+class _Refused(Exception):
+    """The broker answered CONNACK with a failure (credentials, not authorised, ...)."""
+
+
+class _Session:
+    """State of one connection; paho callbacks only append here (they run on our thread)."""
+
+    def __init__(self) -> None:
+        self.connack = None
+        self.closed = False
+        self.acked: list[int] = []
+        self.in_flight: dict[int, int] = {}  # mid -> outbox id (alerts only)
+        self.last_sent = 0
+        self.connected_at = 0.0
+        self.first = False  # the process's first connection, made at the first attempt
+
+
+class Publisher:
+    def __init__(
+        self,
+        endpoint: Endpoint,
+        topics: CameraTopics,
+        outbox: Outbox,
+        *,
+        client_id: str | None = None,
+        announce_status: bool = True,
+        max_in_flight: int = 16,
+        reconnect_min_s: float = 0.5,
+        reconnect_max_s: float = 30.0,
+        health_interval_s: float = 30.0,
+        health: Callable[[], dict] | None = None,
+        quiet: bool = False,
+    ) -> None:
+        self.endpoint = endpoint
+        self.topics = topics
+        self.outbox = outbox
+        self.client_id = client_id or f"detector-{topics.site}-{topics.camera}-{os.getpid()}"[:64]
+        self.announce_status = announce_status
+        self.max_in_flight = max_in_flight
+        self.reconnect_min_s = reconnect_min_s
+        self.reconnect_max_s = max(reconnect_max_s, reconnect_min_s)
+        self.health_interval_s = health_interval_s
+        self.health = health
+        self.context = tls_context(endpoint)  # raises PublishError now for bad TLS files
+        self.connections = 0
+        self.delivered = 0
+        self.last_error: str | None = None
+        self.refused = False
+        self.connected = threading.Event()
+        self._lock = threading.Lock()
+        self._zone_states: dict[str, bytes] = {}
+        self._dirty_zones: set[str] = set()
+        self._resent: set[int] = set()  # outbox ids sent on an earlier connection of this process
+        self._started_at = time.time()
+        self._had_trouble = False  # any failed attempt or lost connection so far
+        self._closing = threading.Event()
+        self._wake = threading.Event()
+        self._deadline = float("inf")
+        self._reported: str | None = None
+        self._quiet = quiet  # replay reports its outcome once at the end instead
+        self._tried_since_close = False
+        self._thread = threading.Thread(target=self._run, name=f"mqtt-{topics.camera}", daemon=True)
+
+    @property
+    def reconnects(self) -> int:
+        return max(0, self.connections - 1)
+
+    def start(self) -> "Publisher":
+        self._thread.start()
+        return self
+
+    def set_zone_state(self, zone: str, payload: dict) -> None:
+        body = json.dumps(payload, separators=(",", ":")).encode()
+        with self._lock:
+            if self._zone_states.get(zone) != body:
+                self._zone_states[zone] = body
+                self._dirty_zones.add(zone)
+
+    def close(self, timeout_s: float) -> None:
+        """Drain for up to timeout_s (retrying a lost broker at once), then say `offline`."""
+        self._deadline = time.monotonic() + timeout_s
+        self._closing.set()
+        self._wake.set()
+        self._thread.join(timeout_s + CONNACK_TIMEOUT_S + 5)
+
+    # --- the thread ---
+
+    def _run(self) -> None:
+        failures = 0
+        while True:
+            session = _Session()
+            try:
+                self._session(session)
+            except _Refused as exc:
+                self.refused = True
+                self._report(str(exc), logging.ERROR)
+            except Exception as exc:  # noqa: BLE001 - socket/ssl/paho: mapped to one line, retried
+                self._report(describe_error(self.endpoint, exc), logging.WARNING)
+            finally:
+                self.connected.clear()
+                self._had_trouble = self._had_trouble or not self._closing.is_set() or bool(self.last_error)
+            failures = 1 if session.connected_at else failures + 1  # a lost connection starts over
+            if self._should_stop():
+                return
+            delay = min(self.reconnect_max_s, self.reconnect_min_s * 2 ** min(failures - 1, 30))
+            delay *= random.uniform(0.5, 1.0)
+            if self._closing.is_set():
+                delay = min(delay, max(0.0, self._deadline - time.monotonic()))
+            if self._wake.wait(delay):  # close() wakes it once: a prompt retry before giving up
+                self._wake.clear()
+
+    def _should_stop(self) -> bool:
+        if not self._closing.is_set():
+            return False
+        if time.monotonic() >= self._deadline or self.outbox.count() == 0:
+            return True
+        return self.refused and self.last_error is not None and self._tried_since_close
+
+    def _session(self, session: _Session) -> None:
+        self._tried_since_close = self._closing.is_set()
+        will = (self.topics.status, "offline") if self.announce_status else None
+        client = new_client(self.endpoint, self.client_id, self.context, will, self.max_in_flight)
+        client.on_connect = lambda c, u, flags, rc, props: setattr(session, "connack", rc)
+        client.on_disconnect = lambda c, u, flags, rc, props: setattr(session, "closed", True)
+        client.on_publish = lambda c, u, mid, rc, props: session.acked.append(mid)
+        try:
+            client.connect(self.endpoint.host, self.endpoint.port, self.endpoint.keepalive_s)
+            started = time.monotonic()
+            while session.connack is None:
+                rc = client.loop(LOOP_TIMEOUT_S)
+                if session.connack is not None:
+                    break
+                if session.closed or rc != mqtt.MQTT_ERR_SUCCESS:
+                    raise PublishError(f"mqtt broker {self.endpoint.name} closed the connection before accepting it")
+                if time.monotonic() - started > CONNACK_TIMEOUT_S:
+                    raise TimeoutError()
+            if session.connack.is_failure:
+                raise _Refused(refusal_message(self.endpoint, session.connack))
+            self._connected(client, session)
+            self._serve(client, session)
+        finally:
+            try:
+                client.disconnect() if not session.closed else None
+                client.loop(0)
+            except Exception:  # noqa: BLE001 - the socket may already be gone
+                pass
+            try:
+                client.socket() and client.socket().close()
+            except Exception:  # noqa: BLE001
+                pass
+
+    def _connected(self, client: mqtt.Client, session: _Session) -> None:
+        session.connected_at = time.time()
+        session.first = self.connections == 0 and not self._had_trouble
+        self.connections += 1
+        self.refused = False
+        self.last_error = None
+        waiting = self.outbox.count()
+        if self._reported is not None or self.connections > 1:
+            log.info("mqtt broker %s: connected again; %d alerts waiting in the outbox", self.endpoint.name, waiting)
+        self._reported = None
+        self.connected.set()
+        if self.announce_status:
+            client.publish(self.topics.status, "online", qos=1, retain=True)
+        with self._lock:
+            self._dirty_zones = set(self._zone_states)
+
+    def _serve(self, client: mqtt.Client, session: _Session) -> None:
+        next_health = time.monotonic() + min(1.0, self.health_interval_s)
+        while True:
+            if client.loop(LOOP_TIMEOUT_S) != mqtt.MQTT_ERR_SUCCESS or session.closed:
+                raise PublishError(f"mqtt broker {self.endpoint.name}: connection lost")
+            self._take_acks(session)
+            self._send_pending(client, session)
+            self._send_zone_states(client)
+            if self.health is not None and time.monotonic() >= next_health:
+                next_health = time.monotonic() + self.health_interval_s
+                client.publish(self.topics.health, json.dumps(self.health(), separators=(",", ":")), qos=0)
+            if self._closing.is_set():
+                drained = not session.in_flight and not self.outbox.pending(session.last_sent, 1)
+                if drained or time.monotonic() >= self._deadline:
+                    self._goodbye(client, session)
+                    return
+
+    def _take_acks(self, session: _Session) -> None:
+        if not session.acked:
+            return
+        acked, session.acked = session.acked, []
+        ids = [session.in_flight.pop(mid) for mid in acked if mid in session.in_flight]
+        self.outbox.remove(ids)
+        self.delivered += len(ids)
+
+    def _send_pending(self, client: mqtt.Client, session: _Session) -> None:
+        room = self.max_in_flight - len(session.in_flight)
+        if room <= 0:
+            return
+        for entry in self.outbox.pending(session.last_sent, room):
+            info = client.publish(entry.topic, self._wire_body(entry, session), qos=1, retain=False)
+            if info.rc != mqtt.MQTT_ERR_SUCCESS:
+                raise PublishError(f"mqtt broker {self.endpoint.name}: publish failed ({mqtt.error_string(info.rc)})")
+            session.in_flight[info.mid] = entry.id
+            session.last_sent = entry.id
+            self._resent.add(entry.id)
+
+    def _wire_body(self, entry: Entry, session: _Session) -> bytes:
+        """Alerts that waited say so: queued by an earlier process, or while the broker was not
+        reachable (not merely during the first handshake), or sent before without a PUBACK."""
+        if entry.kind != "alert":
+            return entry.body
+        waited = entry.queued_at < session.connected_at and not (session.first and entry.queued_at >= self._started_at)
+        if waited or entry.id in self._resent:
+            payload = json.loads(entry.body)
+            payload["delayed"] = True
+            return json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
+        return entry.body
+
+    def _send_zone_states(self, client: mqtt.Client) -> None:
+        with self._lock:
+            dirty, self._dirty_zones = self._dirty_zones, set()
+            bodies = {zone: self._zone_states[zone] for zone in dirty}
+        for zone, body in sorted(bodies.items()):
+            client.publish(self.topics.zone_state(zone), body, qos=1, retain=True)
+
+    def _goodbye(self, client: mqtt.Client, session: _Session) -> None:
+        if self.announce_status:
+            info = client.publish(self.topics.status, "offline", qos=1, retain=True)
+            until = time.monotonic() + 2.0
+            while info.mid not in session.acked and not session.closed and time.monotonic() < until:
+                client.loop(LOOP_TIMEOUT_S)
+        self._take_acks(session)
+        client.disconnect()
+        client.loop(0)
+        session.closed = True
+
+    def _report(self, message: str, level: int) -> None:
+        """Each distinct problem once (not once per retry); credentials never reach it."""
+        self.last_error = message
+        if message != self._reported:
+            self._reported = message
+            log.log(logging.DEBUG if self._quiet else level, "%s; alerts wait in the outbox %s", message, self.outbox.path)

@@ -1,0 +1,83 @@
+"""Drives the real outbox + publisher with synthetic alerts, as a worker process would (no model).
+
+    python tests/mqtt_emitter.py CONFIG --camera cam-01 --count 50 --interval 0.05 [--hold S]
+
+Prints `QUEUED <id> <seq> <event>` once each alert is durably in the outbox (flushed), so a test
+that SIGKILLs this process knows what was produced; exits like `detector replay` (5 and one line
+on stderr when alerts are left undelivered).
+"""
+
+import argparse
+import sys
+import time
+from datetime import UTC, datetime
+
+from detector.alerts.ids import new_alert_id
+from detector.alerts.payload import SCHEMA, iso_utc
+from detector.config import load_config
+from detector.errors import DetectorError
+from detector.mqtt.channel import AlertChannel
+
+
+def payload(site: str, camera: str, alert_id: str, seq: int, event: str, ts: float) -> dict:
+    now = iso_utc(datetime.now(UTC))
+    return {
+        "schema": SCHEMA,
+        "id": alert_id,
+        "seq": seq,
+        "event": event,
+        "type": "illegal_parking",
+        "site": site,
+        "camera": camera,
+        "zone": "kerb",
+        "first_seen_s": 0.0,
+        "stream_time_s": round(ts, 3),
+        "first_seen_at": now,
+        "at": now,
+        "confidence": 0.8,
+        "objects": [{"label": "car", "score": 0.8, "box": [0.1, 0.2, 0.3, 0.4], "track_id": 1}],
+        "snapshot": None,
+        "model": {"name": "synthetic", "sha256": "0" * 64},
+        "config_sha256": "0" * 64,
+        "stream": {"gap_s": 0.0},
+        "delayed": False,
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("config")
+    parser.add_argument("--camera", required=True)
+    parser.add_argument("--count", type=int, default=10, help="alert events (start, updates..., end per 5)")
+    parser.add_argument("--interval", type=float, default=0.05)
+    parser.add_argument("--hold", type=float, default=0.0, help="seconds to stay connected after the last alert")
+    args = parser.parse_args()
+    try:
+        config = load_config(args.config)
+        channel = AlertChannel.open(config, args.camera, quiet=True)
+    except DetectorError as exc:
+        print(f"detector: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    alert_id, seq = None, 0
+    for i in range(args.count):
+        event = "start" if i % 5 == 0 else ("end" if i % 5 == 4 or i == args.count - 1 else "update")
+        if event == "start":
+            alert_id, seq = new_alert_id(), 0
+        seq += 1
+        channel.emit(payload(config.site, args.camera, alert_id, seq, event, i * 0.5))
+        print(f"QUEUED {alert_id} {seq} {event}", flush=True)
+        state = "idle" if event == "end" else "active"
+        channel.observe({"kerb": {"illegal_parking": state}}, i * 0.5, inference_ms=12.5)
+        time.sleep(args.interval)
+    time.sleep(args.hold)
+    channel.close()
+    problem = channel.problem()
+    if problem:
+        print(f"detector: error: {problem}", file=sys.stderr)
+        return 5
+    print("DONE", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
