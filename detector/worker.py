@@ -26,6 +26,11 @@ class FrameResult:
     inference_ms: float
 
 
+def uses_static_objects(config: AppConfig, camera: CameraConfig) -> bool:
+    """The static-new-object detector runs for cameras with a stray_garbage zone (when enabled)."""
+    return config.static_objects.enabled and any(ViolationType.STRAY_GARBAGE in z.violations for z in camera.zones)
+
+
 class CameraPipeline:
     """Stateful per camera; `process(frame)` runs every stage and emits alerts to the sinks."""
 
@@ -53,10 +58,9 @@ class CameraPipeline:
             match_iou=config.track.match_iou,
             memory_s=self.engine.memory_s,
         )
-        wants_garbage = any(ViolationType.STRAY_GARBAGE in z.violations for z in camera.zones)
         self.static_objects = (
             StaticObjectDetector(config.static_objects, self.roles.static_object_id)
-            if config.static_objects.enabled and wants_garbage
+            if uses_static_objects(config, camera)
             else None
         )
         provenance = Provenance(config.site, camera.id, detector.path.name, detector.digest, config_sha256)
@@ -64,12 +68,25 @@ class CameraPipeline:
         self.gap_s = 0.0
 
     def process(self, frame: Frame) -> FrameResult:
+        detections, inference_ms = self.detect(frame)
+        return self.track_and_judge(detections, frame, inference_ms)
+
+    def detect(self, frame: Frame) -> tuple[Detections, float]:
+        """Stage 1, the expensive one: model detections plus static new objects, and the model's ms.
+
+        Its output depends only on the frames, the model and its threshold, so `detector tune`
+        caches it (detector/operator/cache.py) and replays only stage 2 per combination.
+        """
         started = time.perf_counter()
         detections = self.detector.detect(frame.image)
         inference_ms = (time.perf_counter() - started) * 1000
         if self.static_objects is not None:
             found = self.static_objects.update(frame.image, frame.ts, detections)
             detections = Detections.merge([detections, found])
+        return detections, inference_ms
+
+    def track_and_judge(self, detections: Detections, frame: Frame, inference_ms: float = 0.0) -> FrameResult:
+        """Stage 2: tracker -> rules -> debouncers -> alerts to the sinks. Cheap; stateful."""
         tracks = self.tracker.update(detections, frame.ts)
         height, width = frame.image.shape[:2]
         self.gap_s += frame.gap_before_s

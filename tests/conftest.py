@@ -1,10 +1,24 @@
 """Shared fixtures: project paths and the real assets (fetched by scripts/setup.sh)."""
 
+import os
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
+SCREENSHOTS = ROOT / "out/screenshots"  # copies for people to look at (gitignored)
+CHROMIUM = Path("/usr/bin/chromium")
+# Debian's chromium, headless, offline: without the background-networking flags it keeps trying
+# to reach Google's hosts, which this network refuses.
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+    "--disable-sync",
+]
 
 
 @pytest.fixture(scope="session")
@@ -17,3 +31,26 @@ def asset(relative: str) -> Path:
     if not path.is_file():
         pytest.fail(f"{relative} is missing: run scripts/setup.sh (it fetches models and clips)")
     return path
+
+
+def require(condition: bool, why: str) -> None:
+    """Skip a test whose system dependency is missing on a developer's machine; in CI (where
+    scripts/test.sh installs everything) a missing dependency is a failure, never a skip."""
+    if not condition:
+        if os.environ.get("CI"):
+            pytest.fail(f"{why} (CI must have it: scripts/test.sh installs it)")
+        pytest.skip(why)
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """A real headless chromium driven by Playwright (never a downloaded browser)."""
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        require(False, "playwright is not installed: pip install -e '.[test]'")
+    require(CHROMIUM.exists(), "chromium is not installed: apt-get install chromium")
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()

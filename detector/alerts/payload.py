@@ -31,6 +31,7 @@ class Provenance:
 class _Open:
     id: str
     seq: int
+    first_seen_at: str | None = None  # of an alert restored from an earlier process
 
 
 def iso_utc(moment: datetime) -> str:
@@ -45,6 +46,11 @@ class AlertFactory:
         self.wall_of = wall_of
         self.evidence = evidence
         self._open: dict[tuple[str, str], _Open] = {}
+
+    def restore(self, zone_id: str, violation: str, alert_id: str, seq: int, first_seen_at: str) -> None:
+        """Continue an alert opened by an earlier process: its next event is `seq + 1` of the same
+        id, and it keeps its original `first_seen_at` (stream times restart with the process)."""
+        self._open[(zone_id, violation)] = _Open(alert_id, seq, first_seen_at)
 
     def build(self, event: ZoneEvent, image: np.ndarray, polygon_px: np.ndarray, stream: dict) -> dict:
         key = (event.zone_id, event.violation.value)
@@ -71,7 +77,7 @@ class AlertFactory:
             "zone": event.zone_id,
             "first_seen_s": round(transition.first_seen_s, 3),
             "stream_time_s": round(transition.ts, 3),
-            "first_seen_at": iso_utc(self.wall_of(transition.first_seen_s)),
+            "first_seen_at": alert.first_seen_at or iso_utc(self.wall_of(transition.first_seen_s)),
             "at": iso_utc(self.wall_of(transition.ts)),
             "confidence": max((o.score for o in transition.objects), default=0.0),
             "objects": [

@@ -55,6 +55,16 @@ class StreamClock:
         self._last_ts += step
         return self._last_ts, gap
 
+    def resume(self, raw_s: float, gap_s: float) -> tuple[float, float]:
+        """The first frame after a known discontinuity (a reconnect): `gap_s` of wall time is cut
+        out whatever the timestamps say (a new session's timestamps restart anywhere)."""
+        if self._last_raw is None:
+            return self.advance(raw_s)
+        self._last_raw = raw_s
+        self.total_gap_s += gap_s
+        self._last_ts += self.nominal_interval_s
+        return self._last_ts, gap_s
+
 
 class Sampler:
     """Keeps frames at `fps` of stream time, deterministically: the first frame at or after each

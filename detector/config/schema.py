@@ -5,7 +5,7 @@ No I/O here: files are checked by `detector.config.load.check_files`, after vali
 
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
@@ -173,6 +173,15 @@ class CameraConfig(Strict):
     id: Identifier
     source: str = Field(description="Video file path or rtsp:// URL (credentials may come from ${ENV})")
     zones: tuple[ZoneConfig, ...] = ()
+    # --- live sources (issue 4, docs/edge.md); a file source played by `detector run` uses keyframes_only ---
+    transport: Literal["tcp", "udp"] = Field("tcp", description="RTSP transport (ignored for files)")
+    open_timeout_s: float = Field(10.0, gt=0, description="Connecting and opening the stream may take this long")
+    read_timeout_s: float = Field(5.0, gt=0, description="No data for this long = frozen source: reconnect (ignored for files)")
+    keyframes_only: bool = Field(
+        False, description="Decode only keyframes (most of the decode cost saved; detect fps <= keyframe rate)"
+    )
+    reconnect_min_s: float = Field(0.5, gt=0, description="First retry delay after a stream fault; doubles, with jitter")
+    reconnect_max_s: float = Field(30.0, gt=0, description="Longest retry delay after stream faults")
 
     @field_validator("zones")
     @classmethod
@@ -233,6 +242,31 @@ class OutboxConfig(Strict):
     )
 
 
+class InferenceConfig(Strict):
+    """How many model inferences may run at once on this box, over all camera workers."""
+
+    max_concurrent: int | Literal["auto"] = Field(
+        "auto", description="auto = usable CPU cores // model.threads (at least 1); an integer >= 1 sets it"
+    )
+
+    @field_validator("max_concurrent")
+    @classmethod
+    def _positive(cls, value: int | str) -> int | str:
+        if value != "auto" and value < 1:
+            raise ValueError("must be 'auto' or an integer >= 1")
+        return value
+
+
+class SupervisorConfig(Strict):
+    """`detector run`: how camera worker processes are watched and restarted (docs/edge.md)."""
+
+    heartbeat_timeout_s: float = Field(30.0, gt=0, description="A worker silent this long is hung: killed and restarted")
+    startup_timeout_s: float = Field(120.0, gt=0, description="Time a new worker has to load its model and report")
+    restart_min_s: float = Field(1.0, gt=0, description="First restart delay after a crash; doubles, with jitter")
+    restart_max_s: float = Field(60.0, gt=0, description="Longest restart delay")
+    stop_timeout_s: float = Field(30.0, gt=0, description="On SIGTERM, time a worker has to flush and exit before SIGKILL")
+
+
 class AppConfig(Strict):
     site: Identifier
     timezone: str = Field("UTC", description="IANA time zone of the zone schedules")
@@ -245,6 +279,8 @@ class AppConfig(Strict):
     mqtt: MqttConfig | None = None
     storage_dir: Path = Field(Path("var/detector"), description="Outbox, events and evidence of `detector run`")
     outbox: OutboxConfig = OutboxConfig()
+    inference: InferenceConfig = InferenceConfig()
+    supervisor: SupervisorConfig = SupervisorConfig()
     cameras: tuple[CameraConfig, ...]
 
     @field_validator("timezone")

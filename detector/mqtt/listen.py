@@ -69,6 +69,13 @@ class Printer:
                     f"inference {h.get('inference_ms')} ms, outbox {h.get('outbox_depth')}, "
                     f"mqtt reconnects {h.get('mqtt_reconnects')}"
                 )
+                if "stream" in h:  # from `detector run` (docs/edge.md)
+                    line += (
+                        f", stream {h['stream']} ({h.get('reconnects')} reconnects"
+                        + (f", {h['last_error']}" if h.get("last_error") else "")
+                        + f"), fps in/out {h.get('fps_in')}/{h.get('fps_out')}, dropped {h.get('dropped_frames')}, "
+                        f"decode errors {h.get('decode_errors')}"
+                    )
         except (ValueError, KeyError, TypeError, AttributeError, UnicodeDecodeError):
             line = f"{'':9} MALFORMED {kind} on {topic}: {payload[:80]!r}"
         if line is not None:

@@ -92,6 +92,19 @@ class Debouncer:
         self._last_emit = ts
         return [Transition("start", ts, self.first_seen_s, tuple(candidates))]
 
+    def restore(self, ts: float, objects: tuple[Candidate, ...]) -> None:
+        """Resume an alert that was ACTIVE in an earlier process (a worker restart, docs/edge.md).
+
+        The new process's stream time starts again at 0, so the alert is active from `ts` on: if its
+        objects are still there it stays open (no second `start`); if they have gone it ends after
+        clear_s of stream time, under the same id (AlertFactory.restore).
+        """
+        self.state = State.ACTIVE
+        self.first_seen_s = ts
+        self._last_seen = self._last_emit = ts
+        self._objects = tuple(objects)
+        self._pending.clear()
+
     @property
     def pending_since(self) -> float | None:
         """Earliest settle time among pending candidates (for timers on screen)."""

@@ -1,0 +1,277 @@
+"""Live sources (RTSP cameras, or a file played like one) read by a background thread.
+
+The reader thread opens the stream with PyAV (TCP by default, open and read timeouts), decodes
+every frame (or only keyframes), puts each through one StreamClock and the detect-fps Sampler,
+and keeps only the **latest** sampled frame: a consumer slower than the stream skips frames
+(counted in `dropped`) instead of falling behind. Faults never end the source:
+
+    source closed / frozen (no data for read_timeout_s) / refused / 401 / unreachable
+      -> logged once per outage (URL credentials redacted), retried with exponential backoff
+         and jitter, and the outage is cut out of stream time (the next frame carries
+         `gap_before_s`), so violation timers pause over it.
+
+Every new session is a discontinuity: its first frame continues stream time one frame after the
+last one and carries the outage's wall time as `gap_before_s` (StreamClock.resume). Within a
+session StreamClock cuts out timestamp jumps over max_gap_s (at least 3 keyframe intervals with
+keyframes_only). A file (no "://") is paced at its frame rate and restarts at its end, like a
+camera that reconnects.
+"""
+
+import logging
+import random
+import threading
+import time
+from dataclasses import dataclass
+
+import av
+
+from detector.capture.frames import Frame, Sampler, StreamClock
+from detector.errors import redact_url
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Backoff:
+    """Delays min_s, 2*min_s, ... up to max_s, each multiplied by a random 0.5..1.0 (jitter)."""
+
+    min_s: float = 0.5
+    max_s: float = 30.0
+
+    def delay(self, attempt: int) -> float:
+        return min(self.max_s, self.min_s * 2 ** min(attempt, 30)) * random.uniform(0.5, 1.0)
+
+
+def describe(exc: BaseException, read_timeout_s: float) -> str:
+    """A short reason for an outage, without credentials."""
+    if isinstance(exc, av.ExitError):
+        return f"no data for {read_timeout_s:g} s (source frozen or network cut)"
+    if isinstance(exc, av.HTTPUnauthorizedError | av.HTTPForbiddenError):
+        return "authorization failed (wrong user or password)"
+    if isinstance(exc, av.ConnectionRefusedError):
+        return "connection refused"
+    if isinstance(exc, av.FFmpegError):
+        return redact_url(exc.strerror or str(exc))  # PyAV appends the URL in str(); strerror has no URL
+    return redact_url(f"{type(exc).__name__}: {exc}")
+
+
+class _Closed(Exception):
+    pass
+
+
+class LiveSource:
+    """`start()`, then `next_frame(timeout)` -> the latest sampled Frame or None; `stop()`."""
+
+    def __init__(
+        self,
+        url: str,
+        fps: float,
+        *,
+        name: str = "",
+        transport: str = "tcp",
+        open_timeout_s: float = 10.0,
+        read_timeout_s: float = 5.0,
+        keyframes_only: bool = False,
+        backoff: Backoff = Backoff(),
+        max_gap_s: float = 2.0,
+    ) -> None:
+        self.url = url
+        self.name = name or redact_url(url)
+        self.is_file = "://" not in url
+        self.transport = transport
+        self.open_timeout_s = open_timeout_s
+        self.read_timeout_s = read_timeout_s
+        self.keyframes_only = keyframes_only
+        self.backoff = backoff
+        self.max_gap_s = max_gap_s
+        self.sampler = Sampler(fps)
+        self.clock: StreamClock | None = None
+        # health (read by the consumer thread; plain ints and floats, written by the reader thread)
+        self.connected = False
+        self.reconnects = 0  # successful connections after the first
+        self.last_error: str | None = None
+        self.decoded = 0
+        self.sampled = 0
+        self.dropped = 0
+        self.decode_errors = 0
+        self.size: tuple[int, int] | None = None  # (width, height)
+        self.last_frame_at: float | None = None  # time.time() of the last decoded frame
+        self._latest: Frame | None = None
+        self._cond = threading.Condition()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"source-{self.name}", daemon=True)
+        self._resume_gap: float | None = None  # set for the first frame of a new session
+        self._lost_at: float | None = None  # monotonic start of the current outage
+        self._sessions = 0
+        self._last_frame_mono: float | None = None
+
+    # --- consumer side ---
+
+    def start(self) -> "LiveSource":
+        self._thread.start()
+        return self
+
+    def next_frame(self, timeout: float) -> Frame | None:
+        with self._cond:
+            if self._latest is None:
+                self._cond.wait(timeout)
+            frame, self._latest = self._latest, None
+        return frame
+
+    def stop(self, timeout: float | None = None) -> None:
+        self._stop.set()
+        with self._cond:
+            self._cond.notify_all()
+        self._thread.join(timeout if timeout is not None else self.read_timeout_s + 2)
+
+    @property
+    def state(self) -> str:
+        return "connected" if self.connected else ("connecting" if self._sessions == 0 else "reconnecting")
+
+    # --- reader thread ---
+
+    def _run(self) -> None:
+        attempt = 0
+        while not self._stop.is_set():
+            try:
+                container = self._open()
+            except (av.FFmpegError, OSError, ValueError, IndexError) as exc:
+                self._lost(describe(exc, self.read_timeout_s))
+            else:
+                try:
+                    if self._read(container):
+                        attempt = 0  # frames came: the next outage starts its backoff afresh
+                    self._lost("end of file" if self.is_file else "source closed the stream")
+                except _Closed:
+                    return
+                except (av.FFmpegError, OSError, ValueError) as exc:
+                    self._lost(describe(exc, self.read_timeout_s))
+                finally:
+                    container.close()
+            if self.is_file and self.last_error == "end of file":
+                delay = 0.0
+            else:
+                delay = self.backoff.delay(attempt)
+                attempt += 1
+            self._stop.wait(delay)
+
+    def _open(self):
+        if self.is_file:
+            container = av.open(self.url)
+        else:
+            # A small probe (0.5 s) so that the first frame comes in under a second, not after FFmpeg's
+            # default 5 s of analysis. A frozen RTSP stream gives one empty read per read timeout
+            # before the error, so half of read_timeout_s makes the detection take read_timeout_s.
+            options = {"rtsp_transport": self.transport, "analyzeduration": "500000", "probesize": "200000"}
+            container = av.open(self.url, options=options, timeout=(self.open_timeout_s, self.read_timeout_s / 2))
+        if not container.streams.video:
+            container.close()
+            raise ValueError("the stream has no video")
+        return container
+
+    def _read(self, container) -> bool:
+        """Decode one session until it ends or fails; returns whether any frame came."""
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        if self.keyframes_only:
+            stream.codec_context.skip_frame = "NONKEY"
+        rate = stream.average_rate or stream.guessed_rate
+        period = 1.0 / float(rate) if rate else 0.04
+        if self.clock is None:
+            self.clock = StreamClock(period, self.max_gap_s)
+        self._resume_gap = None if self._last_frame_mono is None else 0.0
+        first_pts: float | None = None
+        last_pts = 0.0
+        wall_start = time.monotonic()
+        got = False
+        for packet in container.demux(stream):
+            if self._stop.is_set():
+                raise _Closed
+            try:
+                decoded = packet.decode()
+            except av.InvalidDataError:
+                self.decode_errors += 1
+                continue
+            for av_frame in decoded:
+                if av_frame.time is None and first_pts is None:
+                    continue  # a session's first frame may come without a timestamp: nothing to anchor on
+                pts = av_frame.time if av_frame.time is not None else last_pts + period
+                if first_pts is None:
+                    first_pts = pts
+                    if self._last_frame_mono is not None:  # the outage's wall time, cut out of stream time
+                        self._resume_gap = time.monotonic() - self._last_frame_mono
+                    self._restored(av_frame.width, av_frame.height)
+                elif self.keyframes_only and self.clock.max_gap_s < 3 * (pts - last_pts):
+                    self.clock.max_gap_s = 3 * (pts - last_pts)  # keyframe steps are not gaps
+                last_pts = pts
+                if self.is_file:  # play a file at its own rate
+                    ahead = (pts - first_pts) - (time.monotonic() - wall_start)
+                    if ahead > 0 and self._stop.wait(ahead):
+                        raise _Closed
+                got = True
+                self._last_frame_mono = time.monotonic()
+                self._frame(av_frame, pts - first_pts)
+        return got
+
+    def _frame(self, av_frame, raw_s: float) -> None:
+        self.decoded += 1
+        self.last_frame_at = time.time()
+        if self._resume_gap is not None:
+            ts, gap = self.clock.resume(raw_s, self._resume_gap)
+            self._resume_gap = None
+        else:
+            ts, gap = self.clock.advance(raw_s)
+        if not self.sampler.keep(ts, gap):
+            return
+        frame = Frame(image=av_frame.to_ndarray(format="bgr24"), ts=ts, index=self.decoded - 1, gap_before_s=gap)
+        with self._cond:
+            if self._latest is not None:
+                self.dropped += 1
+            self._latest = frame
+            self.sampled += 1
+            self._cond.notify()
+
+    def _restored(self, width: int, height: int) -> None:
+        self.connected = True
+        self._sessions += 1
+        if self._sessions > 1:
+            self.reconnects += 1
+        if self._lost_at is not None and not (self.is_file and self.last_error == "end of file"):
+            outage = time.monotonic() - self._lost_at
+            log.info(
+                "%s: stream restored after %.1f s (%s)",
+                self.name,
+                outage,
+                self.last_error,
+                extra={"kv": {"event": "stream_restored", "outage_s": round(outage, 1), "reconnects": self.reconnects}},
+            )
+        self._lost_at = None
+        if self.size is not None and self.size != (width, height):
+            log.info(
+                "%s: resolution changed from %dx%d to %dx%d",
+                self.name,
+                *self.size,
+                width,
+                height,
+                extra={"kv": {"event": "resolution_changed", "size": f"{width}x{height}"}},
+            )
+        self.size = (width, height)
+
+    def _lost(self, reason: str) -> None:
+        """Once per outage at warning level; further failed attempts of the same outage at debug."""
+        was_connected, self.connected = self.connected, False
+        first = self._lost_at is None
+        if first:
+            self._lost_at = time.monotonic()
+        if first and not (self.is_file and reason == "end of file"):
+            verb = "stream lost" if was_connected else "cannot open stream"
+            log.warning(
+                "%s: %s: %s; retrying with backoff",
+                self.name,
+                verb,
+                reason,
+                extra={"kv": {"event": "stream_lost", "reason": reason}},
+            )
+        else:
+            log.debug("%s: still down: %s", self.name, reason)
+        self.last_error = reason

@@ -1,0 +1,190 @@
+"""Per-clip cache of the pipeline's detect stage, so a sweep runs the model once per clip.
+
+What is cached is exactly what `CameraPipeline.detect` returns for every sampled frame: the
+model's boxes after NMS (at the cache's threshold) plus the static-new-object detector's boxes,
+with the frame's stream time, index and gap. One `.npz` per (model sha256, clip sha256, detect
+fps, model threshold, NMS IoU, static-object settings): change any of them and it is a
+different file, so a stale cache cannot be used by mistake.
+
+Filtering the cached model boxes at a *higher* threshold gives exactly what the model would
+give at that threshold (greedy per-class NMS: a lower-scoring box never suppresses a higher
+one). The static-object boxes are kept as cached: they were computed with the model boxes of
+the cache's threshold masking their areas (a documented approximation when a combination's
+threshold is higher than the sweep's lowest).
+"""
+
+import hashlib
+import json
+import logging
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+
+from detector.capture import FileSource, Frame
+from detector.config import AppConfig, CameraConfig
+from detector.detect import Detector, open_model
+from detector.detect.base import file_digest
+from detector.detections import Detections
+from detector.errors import ConfigError
+from detector.worker import CameraPipeline, uses_static_objects
+
+log = logging.getLogger(__name__)
+
+CACHE_VERSION = 1  # bump when the detect stage changes what it returns
+_EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
+
+
+class CachedModel(Detector):
+    """Stands in for the model in a rules-only pipeline: names, digest and path, no inference."""
+
+    def __init__(self, names: list[str], digest: str, path: Path) -> None:
+        self.names, self.digest, self.path = list(names), digest, Path(path)
+
+    def detect(self, image: np.ndarray) -> Detections:
+        raise RuntimeError("rules-only replay: detections come from the cache, not the model")
+
+
+@dataclass(frozen=True)
+class DetectionCache:
+    """Cached detect-stage output of one clip; `frames()` yields (Frame, Detections, inference_ms)."""
+
+    meta: dict
+    ts: np.ndarray
+    index: np.ndarray
+    gap_before_s: np.ndarray
+    inference_ms: np.ndarray
+    offsets: np.ndarray  # detections of frame i are rows offsets[i]:offsets[i+1]
+    xyxy: np.ndarray
+    confidence: np.ndarray
+    class_id: np.ndarray
+
+    @property
+    def model_threshold(self) -> float:
+        return float(self.meta["key"]["model_threshold"])
+
+    @property
+    def static_object_id(self) -> int:
+        return len(self.meta["names"])  # RoleMap puts static_object after the model's classes
+
+    def model(self) -> CachedModel:
+        return CachedModel(self.meta["names"], self.meta["key"]["model_sha256"], Path(self.meta["model_path"]))
+
+    def __len__(self) -> int:
+        return len(self.ts)
+
+    def frames(self) -> Iterator[tuple[Frame, Detections, float]]:
+        # the rules read only the frame's size: a zero-copy placeholder image of that size
+        image = np.broadcast_to(np.zeros((1, 1, 3), np.uint8), (self.meta["height"], self.meta["width"], 3))
+        for i in range(len(self.ts)):
+            a, b = int(self.offsets[i]), int(self.offsets[i + 1])
+            detections = Detections(self.xyxy[a:b], self.confidence[a:b], self.class_id[a:b])
+            frame = Frame(image=image, ts=float(self.ts[i]), index=int(self.index[i]), gap_before_s=float(self.gap_before_s[i]))
+            yield frame, detections, float(self.inference_ms[i])
+
+
+def cache_key(config: AppConfig, camera: CameraConfig, clip: Path, threshold: float) -> dict:
+    """Everything the detect stage's output depends on."""
+    return {
+        "version": CACHE_VERSION,
+        "model_sha256": file_digest(config.model.path),
+        "clip_sha256": file_digest(clip),
+        "detect_fps": config.detect.fps,
+        "model_threshold": round(float(threshold), 6),
+        "nms_iou": config.detect.nms_iou,
+        "static_objects": config.static_objects.model_dump() if uses_static_objects(config, camera) else None,
+    }
+
+
+def cache_path(cache_dir: Path, clip: Path, key: dict) -> Path:
+    digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
+    return Path(cache_dir) / f"{clip.stem}-{digest}.npz"
+
+
+def load_cache(path: Path, key: dict) -> DetectionCache | None:
+    """The cache at `path` if it exists, is readable and was made for `key`; else None."""
+    if not path.is_file():
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            meta = json.loads(str(data["meta"]))
+            if meta.get("key") != key:
+                return None
+            arrays = {
+                name: data[name]
+                for name in ("ts", "index", "gap_before_s", "inference_ms", "offsets", "xyxy", "confidence", "class_id")
+            }
+    except (OSError, ValueError, KeyError) as exc:
+        log.warning("%s: unreadable detection cache (%s); rebuilding it", path, exc)
+        return None
+    return DetectionCache(meta=meta, **arrays)
+
+
+def build_cache(
+    config: AppConfig, camera: CameraConfig, clip: Path, threshold: float, key: dict, *, progress=None
+) -> DetectionCache:
+    """Runs the real pipeline's detect stage over the whole clip."""
+    detector = open_model(config.model, threshold, config.detect.nms_iou)
+    pipeline = CameraPipeline(config, camera, detector, sinks=[], wall_of=lambda ts: _EPOCH, evidence=None, config_sha256="")
+    source = FileSource(clip)
+    ts, index, gaps, inference, offsets = [], [], [], [], [0]
+    boxes, scores, classes = [], [], []
+    for frame in source.frames(config.detect.fps):
+        detections, inference_ms = pipeline.detect(frame)
+        ts.append(frame.ts), index.append(frame.index), gaps.append(frame.gap_before_s), inference.append(inference_ms)
+        boxes.append(detections.xyxy), scores.append(detections.confidence), classes.append(detections.class_id)
+        offsets.append(offsets[-1] + len(detections))
+        if progress is not None:
+            progress(frame.ts)
+    meta = {
+        "key": key,
+        "names": list(detector.names),
+        "model_path": str(config.model.path),
+        "clip": str(clip),
+        "width": source.width,
+        "height": source.height,
+    }
+    return DetectionCache(
+        meta=meta,
+        ts=np.array(ts, np.float64),
+        index=np.array(index, np.int64),
+        gap_before_s=np.array(gaps, np.float64),
+        inference_ms=np.array(inference, np.float64),
+        offsets=np.array(offsets, np.int64),
+        xyxy=np.concatenate(boxes).astype(np.float32) if boxes else np.zeros((0, 4), np.float32),
+        confidence=np.concatenate(scores).astype(np.float32) if scores else np.zeros(0, np.float32),
+        class_id=np.concatenate(classes).astype(np.int32) if classes else np.zeros(0, np.int32),
+    )
+
+
+def save_cache(cache: DetectionCache, path: Path) -> None:
+    """Atomically: a sweep interrupted mid-write leaves no half file behind."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(path.name + ".tmp.npz")
+    arrays = {
+        name: getattr(cache, name)
+        for name in ("ts", "index", "gap_before_s", "inference_ms", "offsets", "xyxy", "confidence", "class_id")
+    }
+    np.savez_compressed(temporary, meta=np.array(json.dumps(cache.meta)), **arrays)
+    os.replace(temporary, path)
+
+
+def cached_detections(
+    config: AppConfig, camera: CameraConfig, clip: Path, threshold: float, cache_dir: Path, *, build: bool = True, progress=None
+) -> tuple[DetectionCache | None, bool]:
+    """(cache, was_built): the clip's cached detect stage, building and saving it when missing
+    (unless `build=False`, then (None, False))."""
+    clip = Path(clip)
+    if not clip.is_file():
+        raise ConfigError(f"clip not found: {clip}")
+    key = cache_key(config, camera, clip, threshold)
+    path = cache_path(cache_dir, clip, key)
+    cache = load_cache(path, key)
+    if cache is not None or not build:
+        return cache, False
+    cache = build_cache(config, camera, clip, threshold, key, progress=progress)
+    save_cache(cache, path)
+    return cache, True

@@ -1,0 +1,57 @@
+"""Rules-only replay: the real pipeline's track-and-judge stage over cached detections.
+
+A fresh `CameraPipeline` per call (fresh tracker, engine, debouncers), fed frame by frame with
+the detect stage's cached output through `CameraPipeline.track_and_judge` — the very code
+`process()` runs live, so a sweep's numbers are the replay's numbers.
+"""
+
+from collections.abc import Callable
+from datetime import datetime, timedelta
+
+from detector.alerts import EvidenceWriter, Sink
+from detector.config import AppConfig, CameraConfig, config_digest
+from detector.errors import ConfigError
+from detector.operator.cache import DetectionCache
+from detector.replay import model_threshold
+from detector.worker import CameraPipeline, FrameResult
+
+
+def replay_rules(
+    config: AppConfig,
+    camera: CameraConfig,
+    cache: DetectionCache,
+    *,
+    origin: datetime,
+    sinks: list[Sink] | None = None,
+    evidence: EvidenceWriter | None = None,
+    on_frame: Callable[[FrameResult, CameraPipeline], None] | None = None,
+    until_s: float | None = None,
+) -> list[dict]:
+    """Alert payloads of `camera` under `config` over the cached clip (up to `until_s`)."""
+    threshold = model_threshold(config)
+    if threshold < cache.model_threshold - 1e-9:
+        raise ConfigError(
+            f"cached detections were made at model threshold {cache.model_threshold:g}; "
+            f"this config needs {threshold:g} (rebuild the cache with the lower threshold)"
+        )
+    pipeline = CameraPipeline(
+        config,
+        camera,
+        cache.model(),
+        sinks=list(sinks or []),
+        wall_of=lambda ts: origin + timedelta(seconds=ts),
+        evidence=evidence,
+        config_sha256=config_digest(config),
+    )
+    static_id = cache.static_object_id
+    alerts: list[dict] = []
+    for frame, detections, inference_ms in cache.frames():
+        if until_s is not None and frame.ts > until_s + 1e-9:
+            break
+        # what the model would have returned at this config's threshold (see cache.py)
+        keep = (detections.confidence >= threshold) | (detections.class_id == static_id)
+        result = pipeline.track_and_judge(detections[keep], frame, inference_ms)
+        alerts += result.alerts
+        if on_frame is not None:
+            on_frame(result, pipeline)
+    return alerts

@@ -1,0 +1,19 @@
+"""The scenario clips of scripts/make_scenarios.py, generated on demand (skipped when up to date)."""
+
+import importlib.util
+import sys
+from pathlib import Path
+
+from conftest import ROOT, asset
+
+
+def scenario_clip(name: str) -> Path:
+    """sample_videos/generated/<name>.mp4 (its ground truth is the .gt.yaml next to it)."""
+    asset("sample_videos/clips/vtest.avi"), asset("sample_videos/stills/fruits.jpg")
+    module = sys.modules.get("make_scenarios")
+    if module is None:
+        spec = importlib.util.spec_from_file_location("make_scenarios", ROOT / "scripts/make_scenarios.py")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[spec.name] = module  # its dataclasses look their module up while being defined
+        spec.loader.exec_module(module)
+    return module.generate(name)

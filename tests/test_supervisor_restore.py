@@ -1,0 +1,120 @@
+"""Open alerts across a worker restart, as tables: Debouncer.restore + AlertFactory.restore, the
+state file the worker keeps (OpenAlerts), and the cross-process inference slots."""
+
+import json
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+import pytest
+
+from detector.alerts.payload import AlertFactory, Provenance
+from detector.budget import InferenceSlots, create_slots, max_concurrent
+from detector.config.schema import ViolationSettings, ViolationType
+from detector.rules.debounce import Candidate, Debouncer, State
+from detector.rules.engine import ZoneEvent
+from detector.run import OpenAlerts
+
+SETTINGS = ViolationSettings(dwell_s=10, grace_s=3, clear_s=5, cooldown_s=20, update_s=30)
+HERE = (0.10, 0.10, 0.20, 0.20)
+
+
+def car(track_id: int = 7, settled: float = 0.0) -> Candidate:
+    return Candidate(track_id=track_id, settled_since=settled, box=HERE, label="car", score=0.8)
+
+
+def restored() -> Debouncer:
+    d = Debouncer(SETTINGS)
+    d.restore(0.0, (car(track_id=3),))
+    return d
+
+
+CASES = {
+    # the car is still there (a new track id after the restart, settled again): no second start;
+    # updates go on every update_s
+    "still there": ([(t, [car(settled=3.0)]) for t in range(3, 32)], [("update", 30.0)]),
+    # the car left during the restart: end after clear_s of the new stream, no start
+    "gone": ([(t, []) for t in range(0, 8)], [("end", 5.0)]),
+    # it reappears (tracker needs settle time) before clear_s: nothing
+    "back within clear_s": ([(t, []) for t in range(0, 4)] + [(t, [car(settled=4.0)]) for t in range(4, 12)], []),
+}
+
+
+@pytest.mark.parametrize("name", CASES)
+def test_restored_debouncer(name):
+    steps, expected = CASES[name]
+    d = restored()
+    assert d.state is State.ACTIVE
+    events = [(t.event, t.ts) for ts, cands in steps for t in d.update(float(ts), cands)]
+    assert events == expected
+
+
+def test_restored_end_cools_down_its_objects():
+    d = restored()
+    [end] = [t for ts in range(0, 6) for t in d.update(float(ts), [])]
+    assert end.objects[0].box == HERE and end.reason == "cleared"
+    assert d.update(7.0, [car(settled=6.0)]) == [] and d.update(20.0, [car(settled=6.0)]) == []  # cooling down until 25
+
+
+def test_alert_factory_continues_the_restored_id_and_seq():
+    origin = datetime(2026, 5, 1, 8, 0, tzinfo=UTC)
+    factory = AlertFactory(Provenance("s", "c", "m", "x", "y"), lambda ts: origin + timedelta(seconds=ts), None)
+    factory.restore("gate", "illegal_parking", "01aa-old", 3, "2026-05-01T07:00:00.000Z")
+    d = restored()
+    transitions = [t for ts in range(0, 6) for t in d.update(float(ts), [])]
+    payload = factory.build(
+        ZoneEvent("gate", ViolationType.ILLEGAL_PARKING, transitions[0]), np.zeros((4, 4, 3), np.uint8), np.zeros((4, 2)), {}
+    )
+    assert (payload["id"], payload["seq"], payload["event"]) == ("01aa-old", 4, "end")
+    assert payload["first_seen_at"] == "2026-05-01T07:00:00.000Z" and payload["at"] == "2026-05-01T08:00:05.000Z"
+
+
+def test_open_alerts_file_follows_start_update_end(tmp_path):
+    path = tmp_path / "state" / "cam.json"
+    sink = OpenAlerts(path)
+
+    def event(kind, seq):
+        return {
+            "zone": "gate",
+            "type": "illegal_parking",
+            "id": "A",
+            "seq": seq,
+            "event": kind,
+            "first_seen_at": "2026-05-01T07:00:00.000Z",
+            "objects": [{"label": "car", "score": 0.8, "box": list(HERE)}],
+        }
+
+    sink.emit(event("start", 1))
+    sink.emit(event("update", 2))
+    assert [(a["id"], a["seq"]) for a in OpenAlerts(path).alerts.values()] == [("A", 2)]
+    sink.emit(event("end", 3))
+    assert json.loads(path.read_text()) == {"open": []}
+    path.write_text("{not json")
+    assert OpenAlerts(path).alerts == {}  # unreadable: logged, nothing restored, no crash
+
+
+def test_inference_slots_limit_processes_and_survive_a_killed_holder(tmp_path):
+    """One slot: a second process waits while the first holds it; SIGKILL of the holder frees it."""
+    folder = create_slots(tmp_path / "slots", 1)
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys,time; from detector.budget import InferenceSlots; s=InferenceSlots(sys.argv[1]); s.__enter__();"
+            "print('held', flush=True); time.sleep(60)",
+            str(folder),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert holder.stdout.readline().strip() == "held"
+    slots = InferenceSlots(folder)
+    started = time.monotonic()
+    killer = subprocess.Popen(["sh", "-c", f"sleep 0.5; kill -9 {holder.pid}"])
+    with slots:
+        waited = time.monotonic() - started
+    killer.wait(), holder.wait()
+    assert 0.4 <= waited < 5 and slots.waited_s >= 0.4
+    assert max_concurrent("auto", 1) >= 1 and max_concurrent(3, 1) == 3 and max_concurrent("auto", 64) == 1
