@@ -10,7 +10,6 @@ gst_rtsp="import gi; gi.require_version('Gst', '1.0'); gi.require_version('GstRt
 [ -x /usr/bin/python3 ] && /usr/bin/python3 -c "$gst_rtsp" >/dev/null 2>&1 || missing+=(python3 python3-gst-1.0 gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad)
 # the zone editor's browser test (tests/test_zone_editor.py): Playwright drives Debian's chromium
 command -v chromium >/dev/null || missing+=(chromium)
-command -v chromedriver >/dev/null || missing+=(chromium-driver)
 if [ ${#missing[@]} -gt 0 ] || ! ls /var/lib/apt/lists/*Packages* >/dev/null 2>&1; then
   if [ "$(id -u)" = 0 ]; then
     export DEBIAN_FRONTEND=noninteractive
