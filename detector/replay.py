@@ -15,7 +15,7 @@ from detector.annotate import Annotator
 from detector.capture import FileSource
 from detector.config import AppConfig, config_digest
 from detector.detect import open_model
-from detector.mqtt.channel import AlertChannel, engine_states
+from detector.mqtt.channel import AlertChannel
 from detector.worker import CameraPipeline, FrameResult
 
 log = logging.getLogger(__name__)
@@ -81,7 +81,7 @@ def replay(
         for frame in clip.frames(config.detect.fps):
             result = pipeline.process(frame)
             alerts += result.alerts
-            channel.observe(engine_states(pipeline.engine), frame.ts, result.inference_ms)
+            channel.observe(pipeline.zone_states(), frame.ts, result.inference_ms)
             if annotator is not None:
                 annotator.write(result)
             if on_frame is not None:  # e.g. the report's timeline recorder (detector/operator)

@@ -24,7 +24,7 @@ from detector.capture.rtsp_source import Backoff, LiveSource
 from detector.config import AppConfig, config_digest
 from detector.detect import open_model
 from detector.health import HealthMeter, health_path
-from detector.mqtt.channel import AlertChannel, engine_states
+from detector.mqtt.channel import AlertChannel
 from detector.replay import model_threshold
 from detector.rules.debounce import Candidate
 from detector.worker import CameraPipeline
@@ -197,7 +197,7 @@ def run_camera(config: AppConfig, camera_id: str, stop: threading.Event, slots_d
                 result = pipeline.process(frame)
                 wait_ms = ((slots.waited_s if slots else 0.0) - waited) * 1000
                 meter.frame(result.inference_ms - wait_ms, wait_ms)
-                channel.observe(engine_states(pipeline.engine), frame.ts, result.inference_ms - wait_ms, source.reconnects)
+                channel.observe(pipeline.zone_states(), frame.ts, result.inference_ms - wait_ms, source.reconnects)
             if time.monotonic() >= next_beat:
                 meter.open_alerts = len(open_alerts.alerts)
                 meter.report()

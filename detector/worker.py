@@ -98,3 +98,14 @@ class CameraPipeline:
                 sink.emit(payload)
             payloads.append(payload)
         return FrameResult(frame, tracks, payloads, inference_ms)
+
+    def zone_states(self) -> dict[str, dict[str, dict]]:
+        """{zone: {violation type: {"state": idle | pending | active, "alert_id": id or None}}}."""
+        states: dict[str, dict[str, dict]] = {}
+        for rule in self.engine.rules:
+            alert_id = self.alerts.open_alert_id(rule.zone.id, rule.violation.value)
+            states.setdefault(rule.zone.id, {})[rule.violation.value] = {
+                "state": rule.debouncer.state.value,
+                "alert_id": alert_id,
+            }
+        return states

@@ -66,7 +66,7 @@ def main() -> int:
         seq += 1
         channel.emit(payload(config.site, args.camera, alert_id, seq, event, i * 0.5))
         print(f"QUEUED {alert_id} {seq} {event}", flush=True)
-        state = "idle" if event == "end" else "active"
+        state = {"state": "idle", "alert_id": None} if event == "end" else {"state": "active", "alert_id": alert_id}
         channel.observe({"kerb": {"illegal_parking": state}}, i * 0.5, inference_ms=12.5)
         time.sleep(args.interval)
     time.sleep(args.hold)

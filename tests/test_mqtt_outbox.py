@@ -86,7 +86,7 @@ def test_without_mqtt_alerts_wait_in_the_outbox_and_cli_lists_them(tmp_path, cap
     ]
     for alert in alerts:
         channel.emit(alert)
-    channel.observe({"kerb": {"illegal_parking": "idle"}}, 1.0)
+    channel.observe({"kerb": {"illegal_parking": {"state": "idle", "alert_id": None}}}, 1.0)
     channel.close()
     assert channel.problem() is None  # nothing configured to send to: not an error
     stored = Outbox(outbox_path(config.storage_dir, "cam-01")).pending()

@@ -118,3 +118,40 @@ def test_inference_slots_limit_processes_and_survive_a_killed_holder(tmp_path):
     killer.wait(), holder.wait()
     assert 0.4 <= waited < 5 and slots.waited_s >= 0.4
     assert max_concurrent("auto", 1) >= 1 and max_concurrent(3, 1) == 3 and max_concurrent("auto", 64) == 1
+
+
+def test_restored_alert_shows_in_the_zone_state_with_its_id(tmp_path):
+    """What the retained MQTT zone state publishes right after a worker restart."""
+    import os
+
+    from conftest import ROOT, asset
+
+    from detector.config import load_config
+    from detector.detect import open_model
+    from detector.run import restore_open_alerts
+    from detector.worker import CameraPipeline
+
+    os.chdir(ROOT)
+    config = load_config(ROOT / "configs/demo.yaml")
+    model = open_model(config.model.model_copy(update={"path": asset("models/yolox_nano.onnx")}), 0.35, 0.5)
+    pipeline = CameraPipeline(
+        config,
+        config.cameras[0],
+        model,
+        sinks=[],
+        wall_of=lambda ts: datetime(2026, 1, 1, tzinfo=UTC),
+        evidence=None,
+        config_sha256="x",
+    )
+    saved = {
+        "zone": "van-no-parking",
+        "type": "illegal_parking",
+        "id": "a-restored-id",
+        "seq": 3,
+        "first_seen_at": "2026-01-01T00:00:00.000Z",
+        "objects": [{"label": "truck", "score": 0.7, "box": [0.85, 0.08, 0.94, 0.17]}],
+    }
+    assert restore_open_alerts(pipeline, [saved]) == 1
+    states = pipeline.zone_states()
+    assert states["van-no-parking"]["illegal_parking"] == {"state": "active", "alert_id": "a-restored-id"}
+    assert states["crossing"]["street_vending"] == {"state": "idle", "alert_id": None}

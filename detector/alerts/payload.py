@@ -52,6 +52,11 @@ class AlertFactory:
         id, and it keeps its original `first_seen_at` (stream times restart with the process)."""
         self._open[(zone_id, violation)] = _Open(alert_id, seq, first_seen_at)
 
+    def open_alert_id(self, zone_id: str, violation: str) -> str | None:
+        """Id of the alert open for (zone, type), if any."""
+        alert = self._open.get((zone_id, violation))
+        return alert.id if alert else None
+
     def build(self, event: ZoneEvent, image: np.ndarray, polygon_px: np.ndarray, stream: dict) -> dict:
         key = (event.zone_id, event.violation.value)
         transition = event.transition

@@ -4,7 +4,7 @@
     pipeline = CameraPipeline(..., sinks=[channel, JsonlSink(...), ConsoleSink()])
     for frame in source:
         result = pipeline.process(frame)
-        channel.observe(engine_states(pipeline.engine), frame.ts, result.inference_ms)
+        channel.observe(pipeline.zone_states(), frame.ts, result.inference_ms)
     channel.close(); channel.problem()  # -> one line if alerts are left undelivered
 
 `emit` only writes SQLite (durable, a few ms) and returns: no network on the frame loop.
@@ -27,14 +27,6 @@ from detector.mqtt.topics import HEALTH_SCHEMA, ZONE_STATE_SCHEMA, CameraTopics
 log = logging.getLogger(__name__)
 
 
-def engine_states(engine) -> dict[str, dict[str, str]]:
-    """ViolationEngine -> {zone: {violation type: idle | pending | active}}."""
-    states: dict[str, dict[str, str]] = {}
-    for rule in engine.rules:
-        states.setdefault(rule.zone.id, {})[rule.violation.value] = rule.debouncer.state.value
-    return states
-
-
 class AlertChannel:
     def __init__(
         self,
@@ -54,7 +46,6 @@ class AlertChannel:
         self.drain_timeout_s = drain_timeout_s
         self.queued = 0
         self.left: int | None = None  # outbox depth at close()
-        self._open: dict[tuple[str, str], str] = {}  # (zone, type) -> id of the active alert
         self._frames: deque[tuple[float, float]] = deque(maxlen=10000)  # (monotonic, inference ms) since the last health
         self._last_frame: tuple[float, float] | None = None  # (unix time, stream ts)
         self.stream_reconnects = 0
@@ -94,11 +85,6 @@ class AlertChannel:
         body = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
         self.outbox.put("alert", self.topics.alert, payload["id"], payload["seq"], payload["event"], body)
         self.queued += 1
-        key = (payload["zone"], payload["type"])
-        if payload["event"] == "end":
-            self._open.pop(key, None)
-        else:
-            self._open[key] = payload["id"]
         if self.snapshots and payload["event"] == "start" and payload.get("snapshot") and self.evidence_root:
             self._queue_snapshot(payload)
 
@@ -111,9 +97,10 @@ class AlertChannel:
     # --- observations from the frame loop ---
 
     def observe(
-        self, states: dict[str, dict[str, str]], ts: float, inference_ms: float = 0.0, stream_reconnects: int | None = None
+        self, states: dict[str, dict[str, dict]], ts: float, inference_ms: float = 0.0, stream_reconnects: int | None = None
     ) -> None:
-        """After each frame: zone states (retained topic, sent on change) and health figures."""
+        """After each frame: zone states (`CameraPipeline.zone_states()`: retained topic, sent on
+        change) and health figures."""
         if self.publisher is None:
             return
         self._frames.append((time.monotonic(), inference_ms))
@@ -128,10 +115,7 @@ class AlertChannel:
                     "site": self.topics.site,
                     "camera": self.topics.camera,
                     "zone": zone,
-                    "states": {
-                        t: {"state": s, "alert_id": self._open.get((zone, t)) if s == "active" else None}
-                        for t, s in sorted(types.items())
-                    },
+                    "states": dict(sorted(types.items())),
                 },
             )
 
