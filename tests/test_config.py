@@ -140,3 +140,11 @@ def test_missing_config_file(tmp_path):
 def test_the_documented_example_config_is_valid():
     config = load_config(ROOT / "configs/example.yaml")
     assert config.mqtt is not None and len(config.cameras[0].zones) == 2
+
+
+def test_file_check_can_be_limited_to_some_cameras(tmp_path):
+    text = VALID.replace("sample_videos/clips/vtest.avi", "nope.mp4") + "  - id: cam-02\n    source: sample_videos/clips/vtest.avi\n"
+    config = load_config(write(tmp_path, text))
+    check_files(config, cameras=["cam-02"])  # cam-01's missing clip does not matter to cam-02
+    with pytest.raises(ConfigError, match="cameras.cam-01.source"):
+        check_files(config, cameras=["cam-01"])

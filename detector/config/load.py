@@ -51,14 +51,19 @@ def config_digest(config: AppConfig) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def check_files(config: AppConfig) -> None:
-    """Files the config names must exist (run after validation; no I/O in validators)."""
+def check_files(config: AppConfig, cameras: list[str] | None = None) -> None:
+    """Files the config names must exist (run after validation; no I/O in validators).
+
+    `cameras` limits the source check to those camera ids (a replay of one camera does not
+    need the others' clips); None checks them all."""
     missing = []
     if not config.model.path.is_file():
         missing.append(f"model.path: {config.model.path}: file not found")
     if config.model.names is not None and not config.model.names.is_file():
         missing.append(f"model.names: {config.model.names}: file not found")
     for camera in config.cameras:
+        if cameras is not None and camera.id not in cameras:
+            continue
         if camera.is_file and not Path(camera.source).is_file():
             missing.append(f"cameras.{camera.id}.source: {camera.source}: file not found")
     if config.mqtt is not None and config.mqtt.tls is not None:

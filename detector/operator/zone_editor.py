@@ -129,6 +129,8 @@ class ZoneEditor:
         except KeyError as exc:
             raise ConfigError(exc.args[0]) from None
         self.camera_id = camera_id
+        # the camera's own clip must exist unless another one is shown; other cameras' never matter here
+        self._checked_cameras = [camera_id] if source is None else []
         self.frames = FrameGrabber(str(source) if source is not None else self.camera.source)
         self._lock = threading.Lock()
 
@@ -206,7 +208,7 @@ class ZoneEditor:
             with os.fdopen(handle, "w", encoding="utf-8") as out:
                 out.write(new_text)
             try:
-                check_files(load_config(temporary))
+                check_files(load_config(temporary), cameras=self._checked_cameras)
             except ConfigError as exc:
                 raise ConfigError(str(exc).replace(temporary, str(self.path))) from None
             os.chmod(temporary, self.path.stat().st_mode & 0o777)

@@ -1,0 +1,117 @@
+"""`detector replay | check | score`: recorded clips, configs, scores."""
+
+import argparse
+from datetime import datetime
+from pathlib import Path
+
+from detector.cli.common import camera_of
+from detector.cli.operator import report_recorder, write_report
+from detector.errors import ConfigError, PublishError, redact_url
+
+
+def add_commands(commands) -> None:
+    replay = commands.add_parser("replay", help="run one camera over a recorded clip as fast as possible")
+    replay.add_argument("config", type=Path)
+    replay.add_argument("--camera", required=True, help="camera id in the config")
+    replay.add_argument("--source", type=Path, help="clip to use instead of the camera's source")
+    replay.add_argument("--out", type=Path, default=Path("out"), help="output folder (default: out)")
+    replay.add_argument("--annotate", action="store_true", help="also write an annotated MP4")
+    replay.add_argument(
+        "--start-at",
+        type=datetime.fromisoformat,
+        help="wall-clock time of the clip's first frame (ISO 8601; default: now); drives schedules and `at`",
+    )
+    replay.add_argument(
+        "--progress",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="progress bar (default: when stderr is a terminal)",
+    )
+    replay.add_argument("--report", action="store_true", help="also write DIR/report.html (alerts, snapshots, timeline per zone)")
+    replay.add_argument("--gt", type=Path, help="ground-truth YAML: score the replay in the report (implies --report)")
+    replay.set_defaults(command=_replay)
+
+    check = commands.add_parser("check", help="validate a config and open its model and sources")
+    check.add_argument("config", type=Path)
+    check.set_defaults(command=_check)
+
+    score = commands.add_parser("score", help="precision, recall, F1 and alarm latency of alerts against ground truth")
+    score.add_argument("events", type=Path, help="events.jsonl written by replay or run")
+    score.add_argument("ground_truth", type=Path, help="ground-truth YAML (sample_videos/README.md)")
+    score.add_argument("--tolerance", type=float, default=10.0, help="seconds an alarm may come after a violation ended")
+    score.set_defaults(command=_score)
+
+
+def _replay(args: argparse.Namespace) -> int:
+    from detector.config import check_files, load_config
+    from detector.replay import replay
+
+    config = load_config(args.config)
+    camera = camera_of(config, args.camera)
+    check_files(config, cameras=[] if args.source else [camera.id])
+    recorder = report_recorder(args)  # checks --gt before the replay, not after
+    summary = replay(
+        config,
+        camera.id,
+        out_dir=args.out,
+        source=args.source,
+        annotate=args.annotate,
+        start_at=args.start_at,
+        progress=args.progress,
+        on_frame=recorder.observe if recorder is not None else None,
+    )
+    starts = sum(1 for a in summary.alerts if a["event"] == "start")
+    speed = summary.stream_s / summary.wall_s if summary.wall_s else 0.0
+    print(
+        f"{summary.frames} frames, {summary.stream_s:.1f} s of stream in {summary.wall_s:.1f} s ({speed:.1f}x real time); "
+        f"{starts} alerts, {len(summary.alerts)} events -> {summary.events_path}"
+    )
+    if summary.video_path:
+        print(f"annotated video -> {summary.video_path}")
+    if recorder is not None:
+        print(f"report -> {write_report(args, config, camera, summary, recorder)}")
+    if summary.publish_problem:  # after the summary: the replay itself went fine
+        raise PublishError(summary.publish_problem)
+    return 0
+
+
+def _check(args: argparse.Namespace) -> int:
+    from detector.capture import FileSource
+    from detector.config import check_files, load_config
+    from detector.detect import open_model
+    from detector.replay import model_threshold
+    from detector.rules import RoleMap
+
+    config = load_config(args.config)
+    check_files(config)
+    zones = sum(len(c.zones) for c in config.cameras)
+    print(f"config ok: site {config.site}, {len(config.cameras)} cameras, {zones} zones")
+    model = open_model(config.model, model_threshold(config), config.detect.nms_iou)
+    print(f"model ok: {model.path} ({len(model.names)} classes, sha256 {model.digest[:12]})")
+    for unknown in RoleMap.build(model.names, config.roles).unknown:
+        print(f"  warning: {unknown} is not a class of this model")
+    for camera in config.cameras:
+        if not camera.is_file:
+            print(f"camera {camera.id}: {redact_url(camera.source)} (live sources are opened by `detector run`)")
+            continue
+        clip = FileSource(camera.source)
+        frames = sum(1 for _ in clip.frames(fps=1.0))
+        print(
+            f"camera {camera.id}: {camera.source} {clip.width}x{clip.height} @ {clip.nominal_fps:.1f} fps, "
+            f"{clip.duration_s or 0:.1f} s, decodes ({frames} frames at 1 fps)"
+        )
+    return 0
+
+
+def _score(args: argparse.Namespace) -> int:
+    from detector import scoring
+
+    try:
+        ground_truth = scoring.load_ground_truth(args.ground_truth)
+        alarms = scoring.load_events(args.events)
+    except FileNotFoundError as exc:
+        raise ConfigError(f"file not found: {exc.filename}") from None
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    print(scoring.format_report(scoring.score(alarms, ground_truth, tolerance_s=args.tolerance)))
+    return 0
