@@ -3,10 +3,9 @@ snapshot, the per-zone timeline (SVG) at the right stream times, and the score t
 
 import os
 import re
-
-import pytest
 import shutil
 
+import pytest
 from conftest import ROOT, SCREENSHOTS
 from scenario_clips import scenario_clip
 

@@ -7,8 +7,8 @@ import os
 import sys
 
 import pytest
-
 from conftest import ROOT, asset
+
 from detector import scoring
 from detector.config import load_config
 from detector.replay import replay
