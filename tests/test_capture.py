@@ -21,13 +21,6 @@ def test_stream_clock(raw, expected):
     assert got == expected
 
 
-def test_stream_clock_totals_gaps():
-    clock = StreamClock(0.1, 2.0)
-    for raw in [0, 0.1, 10.1, 10.2, 20.2]:
-        clock.advance(raw)
-    assert clock.total_gap_s == pytest.approx(20.0)
-
-
 @pytest.mark.parametrize(
     "fps, times, kept",
     [

@@ -26,7 +26,7 @@ class EvidenceWriter:
         scale = np.array([width, height, width, height])
         for obj in objects:
             draw.box(canvas, np.array(obj.box) * scale, f"{obj.label} {obj.score:.2f}", draw.RED)
-        ok, encoded = cv2.imencode(".jpg", canvas, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
+        _, encoded = cv2.imencode(".jpg", canvas, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
         data = encoded.tobytes()
         relative = Path("evidence") / f"{alert_id}.jpg"
         (self.root / relative).write_bytes(data)

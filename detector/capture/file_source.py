@@ -40,11 +40,6 @@ class FileSource:
         self.decode_errors = 0
 
     @property
-    def frame_count(self) -> int | None:
-        """Frames in the file when the container says so (for progress bars)."""
-        return self._stream.frames or None
-
-    @property
     def duration_s(self) -> float | None:
         if self._stream.duration is not None and self._stream.time_base is not None:
             return float(self._stream.duration * self._stream.time_base)

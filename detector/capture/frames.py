@@ -34,15 +34,12 @@ class StreamClock:
     def __init__(self, nominal_interval_s: float, max_gap_s: float = 2.0) -> None:
         self.nominal_interval_s = nominal_interval_s
         self.max_gap_s = max_gap_s
-        self._origin: float | None = None
         self._last_raw: float | None = None
         self._last_ts = 0.0
-        self.total_gap_s = 0.0
 
     def advance(self, raw_s: float) -> tuple[float, float]:
         """Raw container seconds -> (stream time, gap cut out just before it)."""
         if self._last_raw is None:
-            self._origin = raw_s
             self._last_raw = raw_s
             return 0.0, 0.0
         step = raw_s - self._last_raw
@@ -51,7 +48,6 @@ class StreamClock:
         if step > self.max_gap_s or step < 0:  # a jump either way is a discontinuity
             gap = max(step, 0.0)
             step = self.nominal_interval_s
-        self.total_gap_s += gap
         self._last_ts += step
         return self._last_ts, gap
 
@@ -61,7 +57,6 @@ class StreamClock:
         if self._last_raw is None:
             return self.advance(raw_s)
         self._last_raw = raw_s
-        self.total_gap_s += gap_s
         self._last_ts += self.nominal_interval_s
         return self._last_ts, gap_s
 

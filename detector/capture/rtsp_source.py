@@ -91,7 +91,6 @@ class LiveSource:
         self.reconnects = 0  # successful connections after the first
         self.last_error: str | None = None
         self.decoded = 0
-        self.sampled = 0
         self.dropped = 0
         self.decode_errors = 0
         self.size: tuple[int, int] | None = None  # (width, height)
@@ -228,7 +227,6 @@ class LiveSource:
             if self._latest is not None:
                 self.dropped += 1
             self._latest = frame
-            self.sampled += 1
             self._cond.notify()
 
     def _restored(self, width: int, height: int) -> None:

@@ -2,7 +2,6 @@
 
 from dataclasses import dataclass
 
-ALERT_SCHEMA = "detector.alert/1"
 ZONE_STATE_SCHEMA = "detector.zone_state/1"
 HEALTH_SCHEMA = "detector.health/1"
 

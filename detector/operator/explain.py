@@ -25,13 +25,6 @@ from detector.worker import CameraPipeline, FrameResult
 
 
 @dataclass
-class _Run:
-    """Consecutive frames with the same signature."""
-
-    views: list[tuple[float, RuleView]] = field(default_factory=list)
-
-
-@dataclass
 class RuleLog:
     zone: str
     violation: str

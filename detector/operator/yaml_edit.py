@@ -21,7 +21,6 @@ from ruamel.yaml.util import load_yaml_guess_indent
 
 from detector.errors import ConfigError
 
-MANAGED_KEYS = ("id", "polygon", "violations", "dwell_s", "schedule")
 DIGITS = 4  # normalised coordinates to 1/10000 of the frame: finer than a pixel of 4K
 
 
@@ -30,7 +29,6 @@ class ConfigDocument:
 
     def __init__(self, text: str, name: str = "config") -> None:
         self.name = name
-        self.original = text
         try:
             _, sequence_indent, offset = load_yaml_guess_indent(text)
             self.yaml = self._best_yaml(text, sequence_indent or 2, offset or 0)
