@@ -79,6 +79,23 @@ CASES = {
         lambda t, b: ["check", str(config_with(t, "models/yolov8n.onnx", str(b / "photo.onnx")))],
         ["photo.onnx: not a loadable ONNX model"],
     ),
+    "zone editor on an impossible port": (
+        lambda t, b: ["zones", "configs/demo.yaml", "--camera", "vtest", "--port", "99999", "--no-browser"],
+        ["--port 99999"],
+    ),
+    "explain an unknown zone": (
+        lambda t, b: ["explain", "configs/demo.yaml", "--camera", "vtest", "--zone", "nope", "--to", "5"],
+        ["camera vtest has no zone 'nope' (zones: van-no-parking, crossing)"],
+    ),
+    "tune without ground truth": (
+        lambda t, b: ["tune", "configs/demo.yaml", "--camera", "vtest", "--gt", str(t / "none.gt.yaml"), "--set", "dwell_s=5"],
+        ["ground truth file not found"],
+    ),
+    "listen to a broker that is not there": (
+        lambda t, b: ["listen", "--port", "1", "--timeout", "5"],
+        ["mqtt broker localhost:1 unreachable"],
+    ),
+    "run a missing config": (lambda t, b: ["run", str(t / "none.yaml")], ["config file not found"]),
     "unknown camera": (lambda t, b: ["replay", "configs/demo.yaml", "--camera", "cam-99"], ["no camera 'cam-99'"]),
     "missing events file": (
         lambda t, b: ["score", str(t / "none.jsonl"), "sample_videos/ground_truth/vtest.gt.yaml"],

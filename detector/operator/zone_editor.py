@@ -316,6 +316,8 @@ class _Handler(BaseHTTPRequestHandler):
 def make_server(editor: ZoneEditor, port: int = 0) -> ThreadingHTTPServer:
     """Bound to 127.0.0.1 only (port 0: any free port; see server.server_address)."""
     handler = type("ZoneEditorHandler", (_Handler,), {"editor": editor})
+    if not 0 <= port <= 65535:
+        raise ConfigError(f"--port {port}: a port is 0..65535 (0: any free port)")
     try:
         server = ThreadingHTTPServer(("127.0.0.1", port), handler)
     except OSError as exc:
