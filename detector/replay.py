@@ -59,9 +59,11 @@ def replay(
     out_dir = Path(out_dir)
     origin = start_at or datetime.now(UTC)
     events_path = out_dir / "events.jsonl"
-    # the outbox first: an alert is durable before anything else sees it (docs/mqtt.md)
-    channel = AlertChannel.open(config, camera.id, evidence_root=out_dir, quiet=True)
-    sinks = [channel, JsonlSink(events_path)] + ([] if quiet else [ConsoleSink()])
+    # With a broker, the outbox first: an alert is durable before anything else sees it
+    # (docs/mqtt.md). Without one, a replay keeps its alerts to its own folder: alerts of tuning
+    # runs must not wait in the outbox for the day a broker is configured.
+    channel = AlertChannel.open(config, camera.id, evidence_root=out_dir, quiet=True) if config.mqtt else None
+    sinks = ([channel] if channel else []) + [JsonlSink(events_path)] + ([] if quiet else [ConsoleSink()])
     pipeline = CameraPipeline(
         config,
         camera,
@@ -81,7 +83,8 @@ def replay(
         for frame in clip.frames(config.detect.fps):
             result = pipeline.process(frame)
             alerts += result.alerts
-            channel.observe(pipeline.zone_states(), frame.ts, result.inference_ms)
+            if channel is not None:
+                channel.observe(pipeline.zone_states(), frame.ts, result.inference_ms)
             if annotator is not None:
                 annotator.write(result)
             if on_frame is not None:  # e.g. the report's timeline recorder (detector/operator)
@@ -97,4 +100,5 @@ def replay(
     if clip.decode_errors:
         log.warning("%s: %d packets could not be decoded and were skipped", clip.path.name, clip.decode_errors)
     wall_s = time.perf_counter() - started
-    return ReplaySummary(frames, alerts, last_ts, wall_s, events_path, video_path, channel.problem())
+    problem = channel.problem() if channel is not None else None
+    return ReplaySummary(frames, alerts, last_ts, wall_s, events_path, video_path, problem)

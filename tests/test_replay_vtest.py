@@ -102,3 +102,9 @@ def test_alert_ids_are_unique_across_runs(demo, tmp_path):
     again = replay(config, "vtest", out_dir=tmp_path, source=Path("sample_videos/clips/vtest.avi"), quiet=True, progress=False)
     assert again.alerts[0]["id"] != first.alerts[0]["id"]
     assert again.alerts[0]["stream_time_s"] == first.alerts[0]["stream_time_s"]  # deterministic otherwise
+
+
+def test_without_a_broker_replay_leaves_nothing_in_the_outbox(demo):
+    """Tuning replays must not queue alerts for the day a broker is configured."""
+    config, _, _ = demo
+    assert config.mqtt is None and not (config.storage_dir / "outbox").exists()
