@@ -20,7 +20,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from detector.alerts import EvidenceWriter, JsonlSink
-from detector.capture.rtsp_source import Backoff, LiveSource
+from detector.backoff import Backoff
+from detector.capture.rtsp_source import LiveSource
 from detector.config import AppConfig, config_digest
 from detector.detect import open_model
 from detector.health import HealthMeter, health_path

@@ -18,7 +18,6 @@ its camera in `ps`, and a worker is exactly what an operator can start by hand t
 
 import fcntl
 import logging
-import random
 import signal
 import subprocess
 import sys
@@ -26,6 +25,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from detector.backoff import Backoff
 from detector.budget import create_slots, max_concurrent
 from detector.config import AppConfig, CameraConfig, check_files, load_config
 from detector.errors import ConfigError, DetectorError
@@ -119,8 +119,7 @@ class Supervisor:
                 return
             if now - w.started >= STABLE_S:
                 w.attempt = 0
-            delay = min(self.config.supervisor.restart_max_s, self.config.supervisor.restart_min_s * 2**w.attempt)
-            delay *= random.uniform(0.5, 1.0)
+            delay = Backoff(self.config.supervisor.restart_min_s, self.config.supervisor.restart_max_s).delay(w.attempt)
             w.attempt += 1
             w.due = now + delay
             how = f"signal {signal.Signals(-code).name}" if code < 0 else f"exit status {code}"

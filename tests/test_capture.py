@@ -2,6 +2,7 @@
 
 import pytest
 
+from detector.backoff import Backoff
 from detector.capture import Sampler, StreamClock
 
 
@@ -44,3 +45,11 @@ def test_sampler_restarts_after_a_gap():
         False,
         True,
     ]
+
+
+@pytest.mark.parametrize(
+    "attempt, low, high", [(0, 0.25, 0.5), (1, 0.5, 1.0), (3, 2.0, 4.0), (10, 15.0, 30.0), (1000, 15.0, 30.0)]
+)
+def test_backoff_doubles_with_jitter_up_to_the_cap(attempt, low, high):
+    delays = [Backoff(0.5, 30.0).delay(attempt) for _ in range(200)]
+    assert low <= min(delays) and max(delays) <= high and max(delays) - min(delays) > 0

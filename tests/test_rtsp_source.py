@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 from rtsp_server import PASSWORD, USER, RtspServer, gst_available, make_h264_clip
 
-from detector.capture.rtsp_source import Backoff, LiveSource
+from detector.backoff import Backoff
+from detector.capture.rtsp_source import LiveSource
 
 ROOT = Path(__file__).resolve().parent.parent
 GENERATED = ROOT / "sample_videos" / "generated" / "rtsp"

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import av
 
-from detector.capture.frames import Frame, Sampler, StreamClock
+from detector.capture.frames import Frame, Sampler, StreamClock, decode_packets
 from detector.errors import SourceError
 
 log = logging.getLogger(__name__)
@@ -66,15 +66,13 @@ class FileSource:
             raise SourceError(f"{self.path}: no decodable video frames (corrupt or not a video?)")
 
     def _decode(self) -> Iterator[av.VideoFrame]:
-        """Decode packet by packet so one corrupt packet is counted and skipped, not fatal."""
         try:
-            for packet in self._container.demux(self._stream):
-                try:
-                    yield from packet.decode()
-                except av.InvalidDataError:
-                    self.decode_errors += 1
+            yield from decode_packets(self._container, self._stream, self._count_decode_error)
         except av.FFmpegError as exc:
             raise SourceError(f"{self.path}: cannot read video: {exc}") from None
+
+    def _count_decode_error(self) -> None:
+        self.decode_errors += 1
 
 
 class _FrameTimes:
@@ -98,6 +96,7 @@ class _FrameTimes:
                 return pts_s
             # continue from the last good timestamp, which belonged to frame index - 1
             self._index_origin = 0.0 if self._last is None else self._last - self.period * (index - 1)
-            log.warning("%s: frame timestamps out of order or missing; timing frames by index at %.2f fps",
-                        self.name, 1 / self.period)
+            log.warning(
+                "%s: frame timestamps out of order or missing; timing frames by index at %.2f fps", self.name, 1 / self.period
+            )
         return self._index_origin + index * self.period

@@ -1,7 +1,9 @@
 """Frames with stream time, the detect-fps sampler and the clock that cuts out gaps."""
 
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
+import av
 import numpy as np
 
 
@@ -77,3 +79,13 @@ class Sampler:
         late = ts - self._due >= self.period
         self._due = ts + self.period if late else self._due + self.period
         return True
+
+
+def decode_packets(container, stream, on_corrupt: Callable[[], None]) -> Iterator[av.VideoFrame]:
+    """Decode packet by packet so that one corrupt packet is counted (`on_corrupt`) and skipped,
+    not fatal. Errors of the container itself (a lost connection, a truncated file) propagate."""
+    for packet in container.demux(stream):
+        try:
+            yield from packet.decode()
+        except av.InvalidDataError:
+            on_corrupt()

@@ -18,28 +18,16 @@ camera that reconnects.
 """
 
 import logging
-import random
 import threading
 import time
-from dataclasses import dataclass
 
 import av
 
-from detector.capture.frames import Frame, Sampler, StreamClock
+from detector.backoff import Backoff
+from detector.capture.frames import Frame, Sampler, StreamClock, decode_packets
 from detector.errors import redact_url
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class Backoff:
-    """Delays min_s, 2*min_s, ... up to max_s, each multiplied by a random 0.5..1.0 (jitter)."""
-
-    min_s: float = 0.5
-    max_s: float = 30.0
-
-    def delay(self, attempt: int) -> float:
-        return min(self.max_s, self.min_s * 2 ** min(attempt, 30)) * random.uniform(0.5, 1.0)
 
 
 def describe(exc: BaseException, read_timeout_s: float) -> str:
@@ -72,7 +60,7 @@ class LiveSource:
         open_timeout_s: float = 10.0,
         read_timeout_s: float = 5.0,
         keyframes_only: bool = False,
-        backoff: Backoff = Backoff(),
+        backoff: Backoff | None = None,
         max_gap_s: float = 2.0,
     ) -> None:
         self.url = url
@@ -82,7 +70,7 @@ class LiveSource:
         self.open_timeout_s = open_timeout_s
         self.read_timeout_s = read_timeout_s
         self.keyframes_only = keyframes_only
-        self.backoff = backoff
+        self.backoff = backoff or Backoff()
         self.max_gap_s = max_gap_s
         self.sampler = Sampler(fps)
         self.clock: StreamClock | None = None
@@ -183,34 +171,31 @@ class LiveSource:
         last_pts = 0.0
         wall_start = time.monotonic()
         got = False
-        for packet in container.demux(stream):
+        for av_frame in decode_packets(container, stream, self._count_decode_error):
             if self._stop.is_set():
                 raise _Closed
-            try:
-                decoded = packet.decode()
-            except av.InvalidDataError:
-                self.decode_errors += 1
-                continue
-            for av_frame in decoded:
-                if av_frame.time is None and first_pts is None:
-                    continue  # a session's first frame may come without a timestamp: nothing to anchor on
-                pts = av_frame.time if av_frame.time is not None else last_pts + period
-                if first_pts is None:
-                    first_pts = pts
-                    if self._last_frame_mono is not None:  # the outage's wall time, cut out of stream time
-                        self._resume_gap = time.monotonic() - self._last_frame_mono
-                    self._restored(av_frame.width, av_frame.height)
-                elif self.keyframes_only and self.clock.max_gap_s < 3 * (pts - last_pts):
-                    self.clock.max_gap_s = 3 * (pts - last_pts)  # keyframe steps are not gaps
-                last_pts = pts
-                if self.is_file:  # play a file at its own rate
-                    ahead = (pts - first_pts) - (time.monotonic() - wall_start)
-                    if ahead > 0 and self._stop.wait(ahead):
-                        raise _Closed
-                got = True
-                self._last_frame_mono = time.monotonic()
-                self._frame(av_frame, pts - first_pts)
+            if av_frame.time is None and first_pts is None:
+                continue  # a session's first frame may come without a timestamp: nothing to anchor on
+            pts = av_frame.time if av_frame.time is not None else last_pts + period
+            if first_pts is None:
+                first_pts = pts
+                if self._last_frame_mono is not None:  # the outage's wall time, cut out of stream time
+                    self._resume_gap = time.monotonic() - self._last_frame_mono
+                self._restored(av_frame.width, av_frame.height)
+            elif self.keyframes_only and self.clock.max_gap_s < 3 * (pts - last_pts):
+                self.clock.max_gap_s = 3 * (pts - last_pts)  # keyframe steps are not gaps
+            last_pts = pts
+            if self.is_file:  # play a file at its own rate
+                ahead = (pts - first_pts) - (time.monotonic() - wall_start)
+                if ahead > 0 and self._stop.wait(ahead):
+                    raise _Closed
+            got = True
+            self._last_frame_mono = time.monotonic()
+            self._frame(av_frame, pts - first_pts)
         return got
+
+    def _count_decode_error(self) -> None:
+        self.decode_errors += 1
 
     def _frame(self, av_frame, raw_s: float) -> None:
         self.decoded += 1

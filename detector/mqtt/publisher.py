@@ -11,13 +11,13 @@ Reconnects back off exponentially (reconnect_min_s doubling to reconnect_max_s) 
 import json
 import logging
 import os
-import random
 import threading
 import time
 from collections.abc import Callable
 
 import paho.mqtt.client as mqtt
 
+from detector.backoff import Backoff
 from detector.errors import PublishError
 from detector.mqtt.connection import Endpoint, describe_error, new_client, refusal_message, tls_context
 from detector.mqtt.outbox import Entry, Outbox
@@ -68,8 +68,7 @@ class Publisher:
         self.client_id = client_id or f"detector-{topics.site}-{topics.camera}-{os.getpid()}"[:64]
         self.announce_status = announce_status
         self.max_in_flight = max_in_flight
-        self.reconnect_min_s = reconnect_min_s
-        self.reconnect_max_s = max(reconnect_max_s, reconnect_min_s)
+        self.backoff = Backoff(reconnect_min_s, max(reconnect_max_s, reconnect_min_s))
         self.health_interval_s = health_interval_s
         self.health = health
         self.context = tls_context(endpoint)  # raises PublishError now for bad TLS files
@@ -133,8 +132,7 @@ class Publisher:
             failures = 1 if session.connected_at else failures + 1  # a lost connection starts over
             if self._should_stop():
                 return
-            delay = min(self.reconnect_max_s, self.reconnect_min_s * 2 ** min(failures - 1, 30))
-            delay *= random.uniform(0.5, 1.0)
+            delay = self.backoff.delay(failures - 1)
             if self._closing.is_set():
                 delay = min(delay, max(0.0, self._deadline - time.monotonic()))
             if self._wake.wait(delay):  # close() wakes it once: a prompt retry before giving up
