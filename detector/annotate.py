@@ -8,7 +8,8 @@ import av
 import numpy as np
 
 from detector import draw
-from detector.rules import RoleMap, State, ViolationEngine
+from detector.rules.debounce import State
+from detector.rules.engine import RuleSnapshot
 from detector.worker import FrameResult
 
 BANNER_S = 3.0  # how long an alert event stays on screen
@@ -16,10 +17,8 @@ STATE_COLOUR = {State.IDLE: draw.GREEN, State.PENDING: draw.AMBER, State.ACTIVE:
 
 
 class Annotator:
-    def __init__(self, path: Path, fps: float, engine: ViolationEngine, roles: RoleMap) -> None:
+    def __init__(self, path: Path, fps: float) -> None:
         self.path = Path(path)
-        self.engine = engine
-        self.roles = roles
         self.fps = fps
         self._container = av.open(str(self.path), mode="w")
         self._stream = None
@@ -29,38 +28,39 @@ class Annotator:
         image = result.frame.image.copy()
         height, width = image.shape[:2]
         ts = result.frame.ts
-        self._draw_zones(image, ts, width, height)
+        self._draw_zones(image, result.rules, ts, width, height)
         self._draw_tracks(image, result, ts)
-        for payload in result.alerts:
-            self._banners.append((ts, f"{payload['event'].upper()} {payload['type']} in {payload['zone']} ({ts:.1f}s)"))
+        for alert in result.alerts:
+            self._banners.append((ts, f"{alert.event.upper()} {alert.type} in {alert.zone} ({ts:.1f}s)"))
         self._banners = [(t, line) for t, line in self._banners if ts - t < BANNER_S]
         if self._banners:
             draw.banner(image, [line for _, line in self._banners][-3:])
         draw.text(image, f"t={ts:6.1f}s", (8, height - 10), draw.WHITE, 0.55)
         self._encode(image, ts)
 
-    def _draw_zones(self, image: np.ndarray, ts: float, width: int, height: int) -> None:
-        by_zone: dict[str, list] = {}
-        for rule in self.engine.rules:
-            by_zone.setdefault(rule.zone.id, []).append(rule)
-        for rules in by_zone.values():
-            worst = max((r.debouncer.state for r in rules), key=list(State).index)
+    def _draw_zones(self, image: np.ndarray, rules: tuple[RuleSnapshot, ...], ts: float, width: int, height: int) -> None:
+        by_zone: dict[str, list[RuleSnapshot]] = {}
+        for rule in rules:
+            by_zone.setdefault(rule.zone, []).append(rule)
+        for zone, zone_rules in by_zone.items():
+            worst = max((r.state for r in zone_rules), key=list(State).index)
             parts = []
-            for r in rules:
-                since = r.debouncer.first_seen_s if r.debouncer.state is State.ACTIVE else r.debouncer.pending_since
+            for r in zone_rules:
+                since = r.active_since if r.state is State.ACTIVE else r.pending_since
                 timer = f" {ts - since:.0f}/{r.settings.dwell_s:.0f}s" if since is not None else ""
-                parts.append(f"{r.violation.value}:{r.debouncer.state.value}{timer}")
-            draw.zone(
-                image, rules[0].zone.polygon_px(width, height), f"{rules[0].zone.id} " + " ".join(parts), STATE_COLOUR[worst]
-            )
+                parts.append(f"{r.violation.value}:{r.state.value}{timer}")
+            polygon_px = zone_rules[0].polygon * np.array([width, height], np.float32)
+            draw.zone(image, polygon_px, f"{zone} " + " ".join(parts), STATE_COLOUR[worst])
 
     def _draw_tracks(self, image: np.ndarray, result: FrameResult, ts: float) -> None:
         tracks = result.tracks
-        candidates = {int(i) for r in self.engine.rules for i in r.candidates}
+        candidates = np.zeros(len(tracks), bool)
+        for rule in result.rules:
+            candidates |= rule.candidates
         for i in range(len(tracks)):
-            label = self.roles.labels[int(tracks.class_id[i])]
+            label = result.labels[int(tracks.class_id[i])]
             still = ts - float(tracks.data["settled_since"][i])
-            colour = draw.RED if i in candidates else (draw.AMBER if tracks.data["stationary"][i] else draw.WHITE)
+            colour = draw.RED if candidates[i] else (draw.AMBER if tracks.data["stationary"][i] else draw.WHITE)
             draw.box(
                 image, tracks.xyxy[i], f"#{tracks.tracker_id[i]} {label} {tracks.confidence[i]:.2f} still {still:.0f}s", colour, 1
             )

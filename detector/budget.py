@@ -82,7 +82,8 @@ class InferenceSlots:
 
 
 class GatedDetector:
-    """A Detector whose `detect` holds an inference slot; everything else passes through."""
+    """A Detector whose `detect` and `detect_batch` hold one inference slot per call; everything
+    else passes through."""
 
     def __init__(self, detector, slots: InferenceSlots) -> None:
         self._detector = detector
@@ -91,6 +92,10 @@ class GatedDetector:
     def detect(self, image):
         with self.slots:
             return self._detector.detect(image)
+
+    def detect_batch(self, images):
+        with self.slots:
+            return self._detector.detect_batch(images)
 
     def __getattr__(self, name: str):
         return getattr(self._detector, name)

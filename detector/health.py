@@ -1,15 +1,47 @@
-"""Per-camera health of `detector run`: measured by the worker's frame loop, written every
-heartbeat to `{storage_dir}/health/{camera}.json` (the supervisor's liveness signal and what
-`detector status` prints) and merged into the camera's MQTT `.../health` message.
+"""One camera's health: one meter fed by every stage, one dict, one set of names, one window.
+
+The frame loop feeds `frame()` (model and inference-slot wait ms, open alerts); the meter reads
+the source's `stats` and the alert channel's `delivery()` itself. The same `snapshot()` is
+written every heartbeat by `report()` to `{storage_dir}/health/{camera}.json` (the supervisor's
+liveness signal, what `detector status` prints) and sent by the publisher thread as MQTT
+`.../health` (docs/mqtt.md has the table of fields). `worker_down` is the one definition of a
+worker that is down, for `detector status` and the supervisor alike.
 """
 
 import json
 import os
 import resource
+import threading
 import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from detector.capture.rtsp_source import LiveSource
+if TYPE_CHECKING:  # the supervisor reads health files and must not import PyAV (docs/edge.md)
+    from detector.capture.source import FrameSource
+
+WINDOW_S = 10.0  # rates and means cover the last 10 s: steady at 1 fps, and fresh
+MARK_S = 1.0  # how often the frame loop records the counters the rates are taken from
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """The alert channel's figures (None where there is no such thing: no broker, no channel)."""
+
+    outbox_depth: int | None = None
+    outbox_dropped: int | None = None
+    mqtt_reconnects: int | None = None
+    delivered: int | None = None
+
+
+@dataclass(frozen=True)
+class _Mark:
+    at: float  # time.monotonic()
+    cpu_s: float
+    frames_in: int
+    frames_out: int
 
 
 def health_path(storage_dir: Path, camera_id: str) -> Path:
@@ -17,76 +49,111 @@ def health_path(storage_dir: Path, camera_id: str) -> Path:
 
 
 class HealthMeter:
-    """Counts over the interval between two `report()` calls; `latest` is the last report."""
+    """Thread-safe: the frame loop feeds and reports, the publisher thread takes snapshots."""
 
-    def __init__(self, path: Path, camera_id: str, source: LiveSource) -> None:
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+    def __init__(self, camera_id: str, *, path: Path | None = None, source: "FrameSource | None" = None) -> None:
+        """`path`: the health file (None: no file, e.g. a replay); `source`: a live source (None:
+        the source fields are null)."""
         self.camera_id = camera_id
-        self.source = source
+        self.path = Path(path) if path is not None else None
+        if self.path is not None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.source = source  # `detector run` sets it once the live source is open
+        self.delivery: Callable[[], Delivery] = Delivery  # the alert channel's, once opened with this meter
         self.started_at = time.time()
-        self.processed = 0
-        self.open_alerts = 0
-        self._inference_ms: list[float] = []
-        self._wait_ms: list[float] = []
-        self._mark = (time.monotonic(), _cpu_s(), 0, 0)  # (wall, cpu, decoded, processed)
-        self.latest: dict = {}
+        self._lock = threading.Lock()
+        self._state = "running"
+        self._heartbeat_at = self.started_at
+        self._frames_out = 0
+        self._stream_time_s: float | None = None
+        self._open_alerts = 0
+        self._frames: deque[tuple[float, float, float]] = deque()  # (monotonic, inference ms, wait ms)
+        self._marks: deque[_Mark] = deque([self._mark(time.monotonic())])
 
-    def frame(self, inference_ms: float, wait_ms: float = 0.0) -> None:
-        self.processed += 1
-        self._inference_ms.append(inference_ms)
-        self._wait_ms.append(wait_ms)
+    def frame(self, ts: float, inference_ms: float, wait_ms: float = 0.0, open_alerts: int = 0) -> None:
+        """After each frame through the pipeline: its stream time, model ms (slot wait excluded),
+        slot wait ms, and the alerts open after it."""
+        now = time.monotonic()
+        with self._lock:
+            self._frames_out += 1
+            self._stream_time_s = ts
+            self._open_alerts = open_alerts
+            self._heartbeat_at = time.time()
+            self._frames.append((now, inference_ms, wait_ms))
+            if now - self._marks[-1].at >= MARK_S:
+                self._marks.append(self._mark(now))
+            self._trim(now)
 
     def report(self, state: str = "running") -> dict:
-        now, cpu = time.monotonic(), _cpu_s()
-        wall0, cpu0, decoded0, processed0 = self._mark
-        span = max(now - wall0, 1e-6)
-        src = self.source
-        inference, waits, self._inference_ms, self._wait_ms = self._inference_ms, self._wait_ms, [], []
-        self._mark = (now, cpu, src.decoded, self.processed)
-        self.latest = {
-            "camera": self.camera_id,
-            "pid": os.getpid(),
-            "state": state,
-            "heartbeat_at": round(time.time(), 3),
-            "started_at": round(self.started_at, 3),
-            "stream": src.state,
-            "size": f"{src.size[0]}x{src.size[1]}" if src.size else None,
-            "fps_in": round((src.decoded - decoded0) / span, 2),
-            "fps_out": round((self.processed - processed0) / span, 2),
-            "frame_age_s": round(time.time() - src.last_frame_at, 2) if src.last_frame_at else None,
-            "inference_ms": round(sum(inference) / len(inference), 1) if inference else None,
-            "inference_wait_ms": round(sum(waits) / len(waits), 1) if waits else None,
-            "cpu_cores": round((cpu - cpu0) / span, 3),
-            "reconnects": src.reconnects,
-            "decode_errors": src.decode_errors,
-            "dropped_frames": src.dropped,
-            "frames_in": src.decoded,
-            "frames_out": self.processed,
-            "open_alerts": self.open_alerts,
-            "last_error": src.last_error,
-        }
-        partial = self.path.with_suffix(".tmp")
-        partial.write_text(json.dumps(self.latest))
-        os.replace(partial, self.path)
-        return self.latest
+        """The frame loop's heartbeat (starting | running | stopped): writes the health file."""
+        with self._lock:
+            self._state = state
+            self._heartbeat_at = time.time()
+        health = self.snapshot()
+        if self.path is not None:
+            partial = self.path.with_suffix(".tmp")
+            partial.write_text(json.dumps(health))
+            os.replace(partial, self.path)
+        return health
 
-    def for_mqtt(self) -> dict:
-        """Fields added to the channel's health message (docs/mqtt.md, docs/edge.md)."""
-        keys = (
-            "stream",
-            "size",
-            "fps_in",
-            "fps_out",
-            "reconnects",
-            "decode_errors",
-            "dropped_frames",
-            "inference_wait_ms",
-            "cpu_cores",
-            "open_alerts",
-            "last_error",
-        )
-        return {k: self.latest.get(k) for k in keys}
+    def snapshot(self) -> dict:
+        """The health dict; `heartbeat_at` only moves with the frame loop, so a hung loop shows
+        in the MQTT message too."""
+        stats = self.source.stats if self.source is not None else None
+        delivery = self.delivery()
+        now = time.monotonic()
+        with self._lock:
+            self._trim(now)
+            base, mark = self._marks[0], self._mark(now)
+            self._marks.append(mark)
+            frames = list(self._frames)
+            span = mark.at - base.at
+            health = {
+                "camera": self.camera_id,
+                "pid": os.getpid(),
+                "state": self._state,
+                "started_at": round(self.started_at, 3),
+                "heartbeat_at": round(self._heartbeat_at, 3),
+                "fps_out": _rate(mark.frames_out - base.frames_out, span),
+                "frames_out": mark.frames_out,
+                "stream_time_s": round(self._stream_time_s, 3) if self._stream_time_s is not None else None,
+                "inference_ms": _mean([f[1] for f in frames]),
+                "inference_wait_ms": _mean([f[2] for f in frames]),
+                "cpu_cores": _rate(mark.cpu_s - base.cpu_s, span, digits=3),
+                "open_alerts": self._open_alerts,
+            }
+        live = stats is not None
+        health |= {
+            "stream": stats.state if live else None,
+            "size": f"{stats.size[0]}x{stats.size[1]}" if live and stats.size else None,
+            "fps_in": _rate(mark.frames_in - base.frames_in, span) if live else None,
+            "frames_in": stats.decoded if live else None,
+            "frame_age_s": round(time.time() - stats.last_frame_at, 2) if live and stats.last_frame_at else None,
+            "stream_reconnects": stats.reconnects if live else None,
+            "decode_errors": stats.decode_errors if live else None,
+            "dropped_frames": stats.dropped if live else None,
+            "last_error": stats.last_error if live else None,
+        }
+        return health | asdict(delivery)
+
+    def _mark(self, now: float) -> _Mark:
+        frames_in = self.source.stats.decoded if self.source is not None else 0
+        return _Mark(now, _cpu_s(), frames_in, self._frames_out)
+
+    def _trim(self, now: float) -> None:
+        """Keep the frames of the window, and the newest mark at least WINDOW_S old as its start."""
+        while self._frames and self._frames[0][0] < now - WINDOW_S:
+            self._frames.popleft()
+        while len(self._marks) > 1 and self._marks[1].at <= now - WINDOW_S:
+            self._marks.popleft()
+
+
+def _rate(count: float, span: float, digits: int = 2) -> float:
+    return round(count / span, digits) if span > 0 else 0.0
+
+
+def _mean(values: list[float]) -> float | None:
+    return round(sum(values) / len(values), 1) if values else None
 
 
 def _cpu_s() -> float:
@@ -101,12 +168,33 @@ def read_health(storage_dir: Path, camera_id: str) -> dict | None:
         return None
 
 
+def worker_down(health: dict | None, now: float, heartbeat_timeout_s: float) -> str | None:
+    """Why the worker that wrote `health` is not running, or None while it is (starting,
+    running, or stopping after `state: stopped` but still beating in time).
+
+    "no report" (no health file); "stopped" (stopped cleanly, process gone); "dead" (process gone
+    without stopping: killed or crashed); "silent N s" (process there, no heartbeat for more than
+    `heartbeat_timeout_s`: hung). `now` is time.time().
+    """
+    if health is None:
+        return "no report"
+    alive = _alive(health.get("pid", 0))
+    if not alive:
+        return "stopped" if health.get("state") == "stopped" else "dead"
+    silent = now - health.get("heartbeat_at", 0)
+    if silent > heartbeat_timeout_s:
+        return f"silent {silent:.0f} s"
+    return None
+
+
 def _alive(pid: int) -> bool:
+    if pid <= 0:
+        return False
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    except PermissionError:
+    except PermissionError:  # someone else's process: alive
         return True
     return True
 
@@ -121,19 +209,19 @@ def status_lines(config) -> list[str]:
     lines = [header]
     for camera in config.cameras:
         h = read_health(config.storage_dir, camera.id)
+        down = worker_down(h, now, config.supervisor.heartbeat_timeout_s)
         if h is None:
-            lines.append(f"{camera.id:16} {'no report':13}")
+            lines.append(f"{camera.id:16} {down:13}")
             continue
-        silent = now - h.get("heartbeat_at", 0)
-        state = h.get("state", "?")
-        if state == "running" and (silent > config.supervisor.heartbeat_timeout_s or not _alive(h.get("pid", 0))):
-            state = f"down {silent:.0f}s"
-        fps = f"{h.get('fps_in', 0):.1f}/{h.get('fps_out', 0):.1f}"
-        age = "-" if h.get("frame_age_s") is None else f"{h['frame_age_s']:.1f}"
-        infer = "-" if h.get("inference_ms") is None else f"{h['inference_ms']:.0f}"
+        fps = f"{_num(h.get('fps_in'), '.1f')}/{_num(h.get('fps_out'), '.1f')}"
         lines.append(
-            f"{camera.id:16} {state:13} {h.get('stream', '?'):12} {fps:>11} {age:>6} {infer:>8} "
-            f"{h.get('reconnects', 0):>6} {h.get('decode_errors', 0):>7} {h.get('dropped_frames', 0):>7} "
-            f"{h.get('cpu_cores', 0):>5.2f}  {h.get('last_error') or ''}"
+            f"{camera.id:16} {down or h.get('state', '?'):13} {h.get('stream') or '-':12} {fps:>11} "
+            f"{_num(h.get('frame_age_s'), '.1f'):>6} {_num(h.get('inference_ms'), '.0f'):>8} "
+            f"{_num(h.get('stream_reconnects'), 'd'):>6} {_num(h.get('decode_errors'), 'd'):>7} "
+            f"{_num(h.get('dropped_frames'), 'd'):>7} {_num(h.get('cpu_cores'), '.2f'):>5}  {h.get('last_error') or ''}"
         )
     return lines
+
+
+def _num(value: float | None, spec: str) -> str:
+    return "-" if value is None else format(value, spec)

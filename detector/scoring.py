@@ -18,16 +18,17 @@ alarms therefore scores TP 0, FP 0, FN 0 and `-` everywhere: nothing to find, no
 
 from __future__ import annotations
 
-import json
 import math
 import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from detector.alerts.alert import Alert, AlertEvent
 from detector.config.load import read_yaml
+from detector.rules.violations import RULE_TYPES
 
-VIOLATION_TYPES = ("illegal_parking", "street_vending", "stray_garbage")
+VIOLATION_TYPES = tuple(rule.type for rule in RULE_TYPES)
 DEFAULT_TOLERANCE_S = 10.0
 
 
@@ -71,14 +72,8 @@ class Alarm:
     id: str | None = None
 
     @classmethod
-    def from_payload(cls, payload: dict[str, Any]) -> Alarm:
-        return cls(
-            type=str(payload["type"]),
-            zone=None if payload.get("zone") is None else str(payload["zone"]),
-            stream_time_s=float(payload["stream_time_s"]),
-            camera=payload.get("camera"),
-            id=payload.get("id"),
-        )
+    def from_alert(cls, alert: Alert) -> Alarm:
+        return cls(type=alert.type, zone=alert.zone, stream_time_s=float(alert.stream_time_s), camera=alert.camera, id=alert.id)
 
     def describe(self) -> str:
         ident = f" [{self.id}]" if self.id else ""
@@ -145,12 +140,12 @@ def load_ground_truth(path: str | Path) -> GroundTruth:
     return parse_ground_truth(read_yaml(path, "ground truth"), str(path))
 
 
-def load_events(path: str | Path, *, strict: bool = False, warnings: list[str] | None = None) -> list[dict]:
-    """Alert payloads from an events.jsonl, in file order.
+def load_events(path: str | Path, *, strict: bool = False, warnings: list[str] | None = None) -> list[Alert]:
+    """The alerts of an events.jsonl, in file order.
 
-    Blank lines are ignored. A line that is not a JSON object with `event`, `type` and a numeric
-    `stream_time_s` is skipped and described in `warnings` (when a list is given); with
-    `strict=True` it raises ValueError instead. A missing or unreadable file raises ValueError.
+    Blank lines are ignored. A line that is not a detector.alert/1 payload is skipped and
+    described in `warnings` (when a list is given); with `strict=True` it raises ValueError
+    instead. A missing or unreadable file raises ValueError.
     """
     path = Path(path)
     try:
@@ -159,33 +154,19 @@ def load_events(path: str | Path, *, strict: bool = False, warnings: list[str] |
         raise ValueError(f"events file not found: {path}") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ValueError(f"cannot read events {path}: {exc}") from None
-    payloads = []
+    alerts = []
     for number, line in enumerate(lines, 1):
         if not line.strip():
             continue
-        problem = None
         try:
-            payload = json.loads(line)
-        except json.JSONDecodeError as exc:
-            problem = f"not JSON ({exc.msg})"
-        else:
-            if not isinstance(payload, dict):
-                problem = f"expected a JSON object, got {type(payload).__name__}"
-            else:
-                missing = [k for k in ("event", "type", "stream_time_s") if k not in payload]
-                if missing:
-                    problem = f"missing field(s) {', '.join(missing)}"
-                elif isinstance(payload["stream_time_s"], bool) or not isinstance(payload["stream_time_s"], (int, float)):
-                    problem = f"stream_time_s must be a number, got {payload['stream_time_s']!r}"
-        if problem:
-            message = f"{path}:{number}: {problem}"
+            alerts.append(Alert.from_bytes(line.encode()))
+        except ValueError as exc:
+            message = f"{path}:{number}: {exc}"
             if strict:
-                raise ValueError(message)
+                raise ValueError(message) from None
             if warnings is not None:
                 warnings.append(message + " (line skipped)")
-            continue
-        payloads.append(payload)
-    return payloads
+    return alerts
 
 
 # ---------------------------------------------------------------------------------------------
@@ -228,6 +209,12 @@ class TypeScore:
             return None
         return 2 * p * r / (p + r)
 
+    def cells(self) -> tuple[str, ...]:
+        """gt, alarms, tp, fp, fn, precision, recall, f1, latency median and max, as printed."""
+        counts = (self.ground_truth, self.alarms, self.tp, self.fp, self.fn)
+        ratios = (_ratio(self.precision), _ratio(self.recall), _ratio(self.f1))
+        return (*map(str, counts), *ratios, _seconds(self.latency_median_s), _seconds(self.latency_max_s))
+
 
 @dataclass(frozen=True)
 class Score:
@@ -249,23 +236,18 @@ class Score:
         return self.row("all")
 
 
-def to_alarms(payloads: list[dict]) -> list[Alarm]:
-    """The `start` events of a list of payloads, as alarms."""
-    return [Alarm.from_payload(p) for p in payloads if p.get("event") == "start"]
-
-
-def score(alarms: list[Alarm | dict], ground_truth: GroundTruth, tolerance_s: float = DEFAULT_TOLERANCE_S) -> Score:
-    """Match alarms to ground truth. `alarms` may be Alarm objects or raw payloads (only
-    `start` payloads count). When the ground truth names a camera, alarms of other cameras are
-    left out (and listed in `ignored_cameras`)."""
+def score(alarms: list[Alarm | Alert], ground_truth: GroundTruth, tolerance_s: float = DEFAULT_TOLERANCE_S) -> Score:
+    """Match alarms to ground truth. `alarms` may be Alarm objects or alerts (only `start`
+    events count). When the ground truth names a camera, alarms of other cameras are left out
+    (and listed in `ignored_cameras`)."""
     if tolerance_s < 0:
         raise ValueError(f"tolerance must be >= 0 seconds, got {tolerance_s:g}")
     converted: list[Alarm] = []
     for item in alarms:
         if isinstance(item, Alarm):
             converted.append(item)
-        elif item.get("event") == "start":
-            converted.append(Alarm.from_payload(item))
+        elif item.event is AlertEvent.START:
+            converted.append(Alarm.from_alert(item))
     ignored: set[str] = set()
     if ground_truth.camera is not None:
         kept = []
@@ -291,8 +273,12 @@ def score(alarms: list[Alarm | dict], ground_truth: GroundTruth, tolerance_s: fl
     misses = [events[i] for i in open_events]
 
     kinds = list(VIOLATION_TYPES) + sorted({a.type for a in ordered} - set(VIOLATION_TYPES))
-    rows = [_row(k, [e for e in events if e.type == k], [a for a in ordered if a.type == k],
-                 [m for m in matches if m.event.type == k]) for k in kinds]
+    rows = [
+        _row(
+            k, [e for e in events if e.type == k], [a for a in ordered if a.type == k], [m for m in matches if m.event.type == k]
+        )
+        for k in kinds
+    ]
     rows.append(_row("all", events, ordered, matches))
     return Score(tuple(rows), tuple(matches), tuple(misses), tuple(false_alarms), tolerance_s, tuple(sorted(ignored)))
 
@@ -332,8 +318,7 @@ def format_report(result: Score) -> str:
     for row in result.rows:
         if row.type == "all":
             lines.append("-" * sum(widths))
-        cells = (row.type, row.ground_truth, row.alarms, row.tp, row.fp, row.fn, _ratio(row.precision),
-                 _ratio(row.recall), _ratio(row.f1), _seconds(row.latency_median_s), _seconds(row.latency_max_s))
+        cells = (row.type, *row.cells())
         lines.append("".join(str(c).ljust(w) if i == 0 else str(c).rjust(w) for i, (c, w) in enumerate(zip(cells, widths))))
     lines.append(f"(alarm = `start` event; matched within [begin_s, end_s + {result.tolerance_s:g} s])")
     if result.matches:

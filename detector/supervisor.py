@@ -7,7 +7,7 @@ its camera in `ps`, and a worker is exactly what an operator can start by hand t
 
     crash (any exit while running)  -> restarted after restart_min_s doubling to restart_max_s (x0.5..1 jitter);
                                        the delay resets once a worker has run for 60 s
-    hang (no heartbeat in the health file for heartbeat_timeout_s; startup_timeout_s for the first)
+    hang (health.worker_down: no heartbeat for heartbeat_timeout_s; no report for startup_timeout_s)
                                     -> SIGKILL, then restarted like a crash
     SIGTERM / SIGINT                -> SIGTERM to every worker (each flushes its outbox and publishes
                                        `offline`), SIGKILL after stop_timeout_s; exit 0
@@ -29,7 +29,7 @@ from detector.backoff import Backoff
 from detector.budget import create_slots, max_concurrent
 from detector.config import AppConfig, CameraConfig, check_files, load_config
 from detector.errors import ConfigError, DetectorError
-from detector.health import read_health
+from detector.health import read_health, worker_down
 
 log = logging.getLogger(__name__)
 
@@ -137,19 +137,19 @@ class Supervisor:
     def _hung(self, camera_id: str, w: _Worker, now: float) -> bool:
         s = self.config.supervisor
         health = read_health(self.config.storage_dir, camera_id)
-        beat = health.get("heartbeat_at") if health and health.get("pid") == w.proc.pid else None
-        if beat is None:
-            silent, limit = now - w.started, s.startup_timeout_s
+        if health is None or health.get("pid") != w.proc.pid:  # no report of this worker yet (loading)
+            silent = now - w.started
+            down = f"no report for {silent:.0f} s" if silent > s.startup_timeout_s else None
         else:
-            silent, limit = time.time() - beat, s.heartbeat_timeout_s
-        if silent <= limit:
+            down = worker_down(health, time.time(), s.heartbeat_timeout_s)
+        if down is None:
             return False
         log.warning(
-            "worker of camera %s (pid %d) silent for %.0f s: killing it",
+            "worker of camera %s (pid %d) down (%s): killing it",
             camera_id,
             w.proc.pid,
-            silent,
-            extra={"kv": {"event": "worker_hung", "camera": camera_id, "pid": w.proc.pid, "silent_s": round(silent)}},
+            down,
+            extra={"kv": {"event": "worker_hung", "camera": camera_id, "pid": w.proc.pid, "reason": down}},
         )
         return True
 

@@ -1,18 +1,27 @@
-"""One camera's pipeline: frame -> model -> static objects -> tracker -> rules -> alerts -> sinks."""
+"""One camera's pipeline: frame -> model -> static objects -> tracker -> rules -> alerts -> sinks.
+
+`CameraPipeline.build` is the one place a pipeline is assembled (replay, run, explain, tune and
+the detections cache all use it). `process(frame)` returns a frozen `FrameResult`: the frame's
+tracks, alerts and a snapshot of every (zone, type) rule, which is all the views (annotated
+video, explain, report timeline, zone-state messages) read.
+"""
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from detector.alerts import AlertFactory, EvidenceWriter, Provenance, Sink
+from detector.alerts import Alert, AlertFactory, EvidenceWriter, OpenAlert, OpenAlerts, Provenance, Sink
 from detector.capture import Frame
-from detector.config import AppConfig, CameraConfig, ViolationType
-from detector.detect import Detector
+from detector.config import AppConfig, CameraConfig, config_digest
+from detector.detect import Detector, open_model
 from detector.detect.static_objects import StaticObjectDetector
 from detector.detections import Detections
-from detector.rules import RoleMap, ViolationEngine
+from detector.rules.debounce import Candidate
+from detector.rules.engine import RuleSnapshot, ViolationEngine
+from detector.rules.roles import RoleMap
+from detector.rules.violations import ROLES, RULES
 from detector.track import StationaryTracker
 
 log = logging.getLogger(__name__)
@@ -22,13 +31,36 @@ log = logging.getLogger(__name__)
 class FrameResult:
     frame: Frame
     tracks: Detections
-    alerts: list[dict]
+    labels: tuple[str, ...]  # class names by class id (the model's, then `static_object`)
+    alerts: tuple[Alert, ...]
+    rules: tuple[RuleSnapshot, ...]
+    open_alerts: dict[tuple[str, str], str]  # (zone, type) -> id of the alert open after this frame
     inference_ms: float
+
+    def zone_states(self) -> dict[str, dict[str, dict]]:
+        """{zone: {violation type: {"state": idle | pending | active, "alert_id": id or None}}}."""
+        states: dict[str, dict[str, dict]] = {}
+        for rule in self.rules:
+            states.setdefault(rule.zone, {})[rule.violation.value] = {
+                "state": rule.state.value,
+                "alert_id": self.open_alerts.get((rule.zone, rule.violation.value)),
+            }
+        return states
+
+
+def open_configured_model(config: AppConfig, threshold: float | None = None) -> Detector:
+    """The config's model at the threshold every zone needs (`threshold`: lower, e.g. for a sweep)."""
+    return open_model(config.model, config.model_threshold if threshold is None else threshold, config.detect.nms_iou)
+
+
+def role_map(config: AppConfig, model_names: Sequence[str]) -> RoleMap:
+    """The config's roles resolved against the model's class names."""
+    return RoleMap.build(model_names, ROLES, config.roles.model_dump())
 
 
 def uses_static_objects(config: AppConfig, camera: CameraConfig) -> bool:
-    """The static-new-object detector runs for cameras with a stray_garbage zone (when enabled)."""
-    return config.static_objects.enabled and any(ViolationType.STRAY_GARBAGE in z.violations for z in camera.zones)
+    """The static-new-object detector runs for cameras with a zone whose type reads it (when enabled)."""
+    return config.static_objects.enabled and any(RULES[v].uses_static_objects() for z in camera.zones for v in z.violations)
 
 
 class CameraPipeline:
@@ -40,15 +72,15 @@ class CameraPipeline:
         camera: CameraConfig,
         detector: Detector,
         *,
-        sinks: list[Sink],
+        sinks: Sequence[Sink],
         wall_of: Callable[[float], datetime],
         evidence: EvidenceWriter | None,
-        config_sha256: str,
+        open_alerts: OpenAlerts | None = None,
     ) -> None:
         self.camera = camera
         self.detector = detector
-        self.sinks = sinks
-        self.roles = RoleMap.build(detector.names, config.roles)
+        self.sinks = list(sinks)
+        self.roles = role_map(config, detector.names)
         for name in self.roles.unknown:
             log.warning("camera %s: %s is not a class of model %s; ignored", camera.id, name, detector.path.name)
         self.engine = ViolationEngine(camera.zones, config.violations, config.detect, self.roles, config.timezone)
@@ -63,9 +95,32 @@ class CameraPipeline:
             if uses_static_objects(config, camera)
             else None
         )
-        provenance = Provenance(config.site, camera.id, detector.path.name, detector.digest, config_sha256)
-        self.alerts = AlertFactory(provenance, wall_of, evidence)
+        provenance = Provenance(config.site, camera.id, detector.path.name, detector.digest, config_digest(config))
+        self.alerts = AlertFactory(provenance, wall_of, evidence, open_alerts)
         self.gap_s = 0.0
+
+    @classmethod
+    def build(
+        cls,
+        config: AppConfig,
+        camera: CameraConfig,
+        *,
+        wall_of: Callable[[float], datetime],
+        sinks: Sequence[Sink] = (),
+        evidence: EvidenceWriter | None = None,
+        open_alerts: OpenAlerts | None = None,
+        detector: Detector | None = None,
+        gate: Callable[[Detector], Detector] | None = None,
+        model_threshold: float | None = None,
+    ) -> "CameraPipeline":
+        """The pipeline of `camera`, opening the configured model at the threshold every zone needs
+        (`model_threshold`: lower, e.g. for a sweep's cache; `detector` instead of the model: a
+        stand-in such as cached detections; `gate`: wraps the model, e.g. in the inference budget)."""
+        if detector is None:
+            detector = open_configured_model(config, model_threshold)
+        if gate is not None:
+            detector = gate(detector)
+        return cls(config, camera, detector, sinks=sinks, wall_of=wall_of, evidence=evidence, open_alerts=open_alerts)
 
     def process(self, frame: Frame) -> FrameResult:
         detections, inference_ms = self.detect(frame)
@@ -90,22 +145,38 @@ class CameraPipeline:
         tracks = self.tracker.update(detections, frame.ts)
         height, width = frame.image.shape[:2]
         self.gap_s += frame.gap_before_s
-        payloads = []
-        for event in self.engine.update(tracks, frame.ts, self.alerts.wall_of(frame.ts), width, height):
-            polygon = next(r.zone for r in self.engine.rules if r.zone.id == event.zone_id).polygon_px(width, height)
-            payload = self.alerts.build(event, frame.image, polygon, {"gap_s": round(self.gap_s, 3)})
+        judgement = self.engine.update(tracks, frame.ts, self.alerts.wall_of(frame.ts), width, height)
+        alerts = []
+        for event in judgement.events:
+            alert = self.alerts.build(event, frame.image, self.gap_s)
             for sink in self.sinks:
-                sink.emit(payload)
-            payloads.append(payload)
-        return FrameResult(frame, tracks, payloads, inference_ms)
+                sink.emit(alert)
+            alerts.append(alert)
+        self.alerts.open.save()  # after the sinks: the outbox holds every event the file counts
+        return FrameResult(frame, tracks, self.roles.labels, tuple(alerts), judgement.rules, self.alerts.open.ids(), inference_ms)
 
-    def zone_states(self) -> dict[str, dict[str, dict]]:
-        """{zone: {violation type: {"state": idle | pending | active, "alert_id": id or None}}}."""
-        states: dict[str, dict[str, dict]] = {}
-        for rule in self.engine.rules:
-            alert_id = self.alerts.open_alert_id(rule.zone.id, rule.violation.value)
-            states.setdefault(rule.zone.id, {})[rule.violation.value] = {
-                "state": rule.debouncer.state.value,
-                "alert_id": alert_id,
-            }
-        return states
+    def restore_open_alerts(self, ts: float = 0.0) -> list[OpenAlert]:
+        """Put alerts an earlier process left open back as ACTIVE (docs/edge.md); returns them."""
+
+        def resume(alert: OpenAlert) -> bool:
+            objects = tuple(
+                Candidate(-1 if o.track_id is None else o.track_id, ts, o.box, o.label, o.score) for o in alert.objects
+            )
+            if not self.engine.restore(alert.zone, alert.type, ts, objects):
+                log.warning("open alert %s: zone %s / %s no longer configured; dropped", alert.id, alert.zone, alert.type)
+                return False
+            log.info(
+                "restored open alert %s (%s/%s, seq %d)",
+                alert.id,
+                alert.zone,
+                alert.type,
+                alert.seq,
+                extra={"kv": {"event": "alert_restored", "id": alert.id, "zone": alert.zone, "seq": alert.seq}},
+            )
+            return True
+
+        return self.alerts.open.restore(resume)
+
+    def close(self) -> None:
+        for sink in self.sinks:
+            sink.close()

@@ -66,6 +66,7 @@ class SpriteSource:
     box: tuple[int, int, int, int]  # x1, y1, x2, y2 in source pixels (x2, y2 exclusive)
     mask_background: tuple[int, ...] = ()  # frames whose median is the clean plate for the mask
     mask_threshold: int = 30
+    mask_polygon: tuple[tuple[int, int], ...] = ()  # outline in source pixels; alpha 0 outside
 
 
 @dataclass(frozen=True)
@@ -150,7 +151,10 @@ def load_definition(name_or_path: str | Path) -> Scenario:
             box=box,
             mask_background=tuple(int(f) for f in mask.get("background_frames", ())),
             mask_threshold=int(mask.get("threshold", 30)),
+            mask_polygon=tuple((int(x), int(y)) for x, y in mask.get("polygon", ())),
         )
+        if source.mask_polygon and len(source.mask_polygon) < 3:
+            raise ScenarioError(f"{sw}.source.mask.polygon needs at least 3 points")
         keyframes, scale = [], 1.0
         for k, kf in enumerate(_need(item, "keyframes", sw)):
             scale = float(kf.get("scale", scale))
@@ -243,6 +247,12 @@ def cut_sprite(source: SpriteSource, feather_px: int) -> tuple[np.ndarray, np.nd
             mask = (labels == 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))).astype(np.uint8)
         mask = cv2.dilate(mask, kernel)
         alpha = mask.astype(np.float32)
+    if source.mask_polygon:
+        # An outline drawn by hand: for footage without a clean plate (a panning camera) or to
+        # leave out part of the object (the rider of a bicycle).
+        outline = np.zeros_like(alpha)
+        cv2.fillPoly(outline, [np.array(source.mask_polygon, np.int32) - [x1, y1]], 1.0)
+        alpha = np.minimum(alpha, outline)
     if feather_px > 0:
         f = feather_px
         border = np.zeros_like(alpha)
@@ -398,8 +408,9 @@ def is_up_to_date(scenario: Scenario, out_dir: Path) -> bool:
         return False
 
 
-def generate(name_or_path: str | Path, out_dir: str | Path = DEFAULT_OUT, *, force: bool = False,
-             max_frames: int | None = None) -> Path:
+def generate(
+    name_or_path: str | Path, out_dir: str | Path = DEFAULT_OUT, *, force: bool = False, max_frames: int | None = None
+) -> Path:
     """Render one scenario to `<out_dir>/<name>.mp4` (+ .gt.yaml, .stamp.json); returns the mp4 path.
 
     `max_frames` truncates the clip (for tests; a truncated clip is never stamped up to date)."""

@@ -54,3 +54,30 @@ def browser():
         browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         yield browser
         browser.close()
+
+
+def make_alert(**fields):
+    """A complete detector.alert/1 `Alert` for tests that need one without a model; `fields` override."""
+    from detector.alerts import Alert, AlertEvent, AlertObject, ModelStamp
+
+    values = {
+        "id": "0192f0c2-7a1b-7c3d-8e4f-0123456789ab",
+        "seq": 1,
+        "event": AlertEvent.START,
+        "type": "illegal_parking",
+        "site": "site",
+        "camera": "cam",
+        "zone": "kerb",
+        "first_seen_s": 0.0,
+        "stream_time_s": 0.0,
+        "first_seen_at": "2026-05-01T07:00:00.000Z",
+        "at": "2026-05-01T07:00:00.000Z",
+        "confidence": 0.8,
+        "objects": (AlertObject("car", 0.8, (0.1, 0.2, 0.3, 0.4), 1),),
+        "model": ModelStamp("synthetic", "0" * 64),
+        "config_sha256": "0" * 64,
+        "gap_s": 0.0,
+    }
+    values.update(fields)
+    values["event"] = AlertEvent(values["event"])
+    return Alert(**values)

@@ -12,36 +12,14 @@ import sys
 import time
 from datetime import UTC, datetime
 
+from conftest import make_alert
+
+from detector.alerts import iso_utc
 from detector.alerts.ids import new_alert_id
-from detector.alerts.payload import SCHEMA, iso_utc
 from detector.config import load_config
 from detector.errors import DetectorError
+from detector.health import HealthMeter, health_path
 from detector.mqtt.channel import AlertChannel
-
-
-def payload(site: str, camera: str, alert_id: str, seq: int, event: str, ts: float) -> dict:
-    now = iso_utc(datetime.now(UTC))
-    return {
-        "schema": SCHEMA,
-        "id": alert_id,
-        "seq": seq,
-        "event": event,
-        "type": "illegal_parking",
-        "site": site,
-        "camera": camera,
-        "zone": "kerb",
-        "first_seen_s": 0.0,
-        "stream_time_s": round(ts, 3),
-        "first_seen_at": now,
-        "at": now,
-        "confidence": 0.8,
-        "objects": [{"label": "car", "score": 0.8, "box": [0.1, 0.2, 0.3, 0.4], "track_id": 1}],
-        "snapshot": None,
-        "model": {"name": "synthetic", "sha256": "0" * 64},
-        "config_sha256": "0" * 64,
-        "stream": {"gap_s": 0.0},
-        "delayed": False,
-    }
 
 
 def main() -> int:
@@ -54,7 +32,8 @@ def main() -> int:
     args = parser.parse_args()
     try:
         config = load_config(args.config)
-        channel = AlertChannel.open(config, args.camera, quiet=True)
+        meter = HealthMeter(args.camera, path=health_path(config.storage_dir, args.camera))  # no source
+        channel = AlertChannel.open(config, args.camera, quiet=True, meter=meter)
     except DetectorError as exc:
         print(f"detector: error: {exc}", file=sys.stderr)
         return exc.exit_code
@@ -64,13 +43,20 @@ def main() -> int:
         if event == "start":
             alert_id, seq = new_alert_id(), 0
         seq += 1
-        channel.emit(payload(config.site, args.camera, alert_id, seq, event, i * 0.5))
+        now = iso_utc(datetime.now(UTC))
+        alert = make_alert(
+            id=alert_id, seq=seq, event=event, site=config.site, camera=args.camera, stream_time_s=round(i * 0.5, 3),
+            first_seen_at=now, at=now,
+        )  # fmt: skip
+        channel.emit(alert)
         print(f"QUEUED {alert_id} {seq} {event}", flush=True)
         state = {"state": "idle", "alert_id": None} if event == "end" else {"state": "active", "alert_id": alert_id}
-        channel.observe({"kerb": {"illegal_parking": state}}, i * 0.5, inference_ms=12.5)
+        channel.observe({"kerb": {"illegal_parking": state}})
+        meter.frame(i * 0.5, inference_ms=12.5, open_alerts=0 if event == "end" else 1)
         time.sleep(args.interval)
     time.sleep(args.hold)
     channel.close()
+    meter.report("stopped")
     problem = channel.problem()
     if problem:
         print(f"detector: error: {problem}", file=sys.stderr)

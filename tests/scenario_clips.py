@@ -9,7 +9,8 @@ from conftest import ROOT, asset
 
 def scenario_clip(name: str) -> Path:
     """sample_videos/generated/<name>.mp4 (its ground truth is the .gt.yaml next to it)."""
-    asset("sample_videos/clips/vtest.avi"), asset("sample_videos/stills/fruits.jpg")
+    for source in ("clips/vtest.avi", "clips/person-bicycle-car-detection.gif", "stills/fruits.jpg"):
+        asset(f"sample_videos/{source}")
     module = sys.modules.get("make_scenarios")
     if module is None:
         spec = importlib.util.spec_from_file_location("make_scenarios", ROOT / "scripts/make_scenarios.py")

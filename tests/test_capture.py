@@ -1,9 +1,17 @@
-"""Stream clock (gaps cut out of stream time) and the detect-fps sampler, as tables."""
+"""Stream clock (gaps cut out of stream time), the detect-fps sampler and the URL test, as tables;
+file and live sources read through the one FrameSource interface (RTSP faults: test_rtsp_source.py)."""
+
+import time
+from pathlib import Path
 
 import pytest
+from conftest import asset
+from rtsp_server import make_h264_clip
 
 from detector.backoff import Backoff
-from detector.capture import Sampler, StreamClock
+from detector.capture import Frame, FrameSource, Sampler, StreamClock, open_source
+from detector.errors import SourceError
+from detector.urls import is_stream_url
 
 
 @pytest.mark.parametrize(
@@ -53,3 +61,71 @@ def test_sampler_restarts_after_a_gap():
 def test_backoff_doubles_with_jitter_up_to_the_cap(attempt, low, high):
     delays = [Backoff(0.5, 30.0).delay(attempt) for _ in range(200)]
     assert low <= min(delays) and max(delays) <= high and max(delays) - min(delays) > 0
+
+
+@pytest.mark.parametrize(
+    "source, url",
+    [
+        ("rtsp://user:p@ss@host/x", True),  # an unescaped @ in the password
+        ("rtsp://192.0.2.1:554/Streaming/Channels/101", True),
+        ("RTSP://host/x", True),  # schemes are case-insensitive
+        ("rtsps://host/x", True),
+        ("http://host/video.mjpg", True),
+        ("https://host/live/index.m3u8", True),
+        ("/path/with://weird.mp4", False),  # "://" after a "/" is part of a file name, not a scheme
+        ("clips/a://b.mp4", False),
+        ("sample_videos/clips/vtest.avi", False),
+        ("./vtest.avi", False),
+        ("vtest.avi", False),
+        ("rtsp:/host/x", False),  # one slash: a relative file path
+        ("", False),
+        (Path("rtsp://host/x"), False),  # a Path is a file (and has collapsed the "//" already)
+    ],
+)
+def test_is_stream_url(source, url):
+    assert is_stream_url(source) is url
+
+
+@pytest.fixture(scope="module")
+def short_clip(tmp_path_factory) -> Path:
+    """1 s of vtest at 10 fps, 192x144."""
+    target = tmp_path_factory.mktemp("clip") / "short.mp4"
+    return make_h264_clip(asset("sample_videos/clips/vtest.avi"), target, width=192, height=144, seconds=1.0)
+
+
+def take(source: FrameSource, limit: int, timeout_s: float = 0.05, within_s: float = 10.0) -> list[Frame | None]:
+    """Up to `limit` frames and the heartbeat ticks (None) between them."""
+    got, deadline = [], time.monotonic() + within_s
+    for item in source.frames(timeout_s=timeout_s):
+        got.append(item)
+        if sum(f is not None for f in got) == limit or time.monotonic() > deadline:
+            break
+    return got
+
+
+@pytest.mark.timeout(60)
+def test_file_and_live_sources_read_through_one_interface(short_clip):
+    """The same clip, the same calls. As a recording: its 5 frames at 5 fps as fast as they
+    decode, no heartbeat, then the end. Live: paced at 10 fps, so heartbeats between frames, and
+    restarted at its end with stream time going on."""
+    read = {}
+    for live in (False, True):
+        with open_source(short_clip, 5.0, live=live) as source:
+            got = take(source, limit=8)
+            read[live] = ([f for f in got if f is not None], got.count(None), source.stats)
+    for frames, _, stats in read.values():
+        ts = [f.ts for f in frames]
+        assert ts[0] == 0.0 and all(b > a for a, b in zip(ts, ts[1:])), ts
+        assert frames[0].image.shape == (144, 192, 3) and stats.size == (192, 144)
+    frames, heartbeats, stats = read[False]
+    assert [f.ts for f in frames] == pytest.approx([0.0, 0.2, 0.4, 0.6, 0.8]) and heartbeats == 0
+    assert stats.state == "ended" and stats.decoded == 10 and stats.dropped == stats.decode_errors == 0
+    frames, heartbeats, stats = read[True]
+    assert len(frames) == 8 and frames[-1].ts > 1.0 and heartbeats > 0  # past the end of the 1 s clip
+    assert stats.state == "connected" and stats.decoded > 10
+
+
+def test_a_stream_url_is_not_a_recording():
+    with pytest.raises(SourceError, match=r"rtsp://\*\*\*@host/x is a live stream") as raised:
+        open_source("rtsp://user:secret@host/x", 5.0)
+    assert "secret" not in str(raised.value)

@@ -72,7 +72,7 @@ ERRORS = {
     ),
     "unknown violation type": (
         edit("[illegal_parking]", "[double_parking]"),
-        "cameras.cam-01.zones.gate.violations[0]: 'double_parking': Input should be 'illegal_parking', 'street_vending' or 'stray_garbage'",
+        "cameras.cam-01.zones.gate.violations[0]: 'double_parking': Input should be 'illegal_parking', 'street_vending', 'stray_garbage' or 'nonmotor_parking'",
     ),
     "missing required key": (edit("model: {path: models/yolov8n.onnx}\n", ""), "model: required key is missing"),
     "bad schedule": (
@@ -143,7 +143,9 @@ def test_the_documented_example_config_is_valid():
 
 
 def test_file_check_can_be_limited_to_some_cameras(tmp_path):
-    text = VALID.replace("sample_videos/clips/vtest.avi", "nope.mp4") + "  - id: cam-02\n    source: sample_videos/clips/vtest.avi\n"
+    text = (
+        VALID.replace("sample_videos/clips/vtest.avi", "nope.mp4") + "  - id: cam-02\n    source: sample_videos/clips/vtest.avi\n"
+    )
     config = load_config(write(tmp_path, text))
     check_files(config, cameras=["cam-02"])  # cam-01's missing clip does not matter to cam-02
     with pytest.raises(ConfigError, match="cameras.cam-01.source"):

@@ -12,7 +12,6 @@ from detector.cli import main
 from detector.config import load_config
 from detector.operator.cache import cached_detections
 from detector.operator.explain import explain
-from detector.replay import model_threshold
 
 ORIGIN = datetime(2024, 5, 6, 8, 0, tzinfo=UTC)
 
@@ -27,7 +26,7 @@ def config():
 def cache_dir(config, tmp_path_factory):
     directory = tmp_path_factory.getbasetemp() / "detections-cache"  # shared with test_tune
     for name in ("parking-stop", "parking-brief"):
-        cached_detections(config, config.camera(name), scenario_clip(name), model_threshold(config), directory)
+        cached_detections(config, config.camera(name), scenario_clip(name), config.model_threshold, directory)
     return directory
 
 
@@ -120,7 +119,10 @@ def test_cli(cache_dir, capsys):
 @pytest.mark.parametrize(
     "extra, message",
     [
-        (["--zone", "kerb", "--to", "10"], "camera parking-stop has no zone 'kerb' (zones: no-parking, vending, garbage)"),
+        (
+            ["--zone", "kerb", "--to", "10"],
+            "camera parking-stop has no zone 'kerb' (zones: no-parking, vending, garbage, nonmotor-no-parking)",
+        ),
         (["--zone", "no-parking", "--type", "stray_garbage", "--to", "10"], "zone no-parking does not check stray_garbage"),
         (["--zone", "no-parking", "--type", "parking", "--to", "10"], "--type 'parking': must be one of"),
         (["--zone", "no-parking", "--from", "20", "--to", "10"], "--to 10 is before --from 20"),

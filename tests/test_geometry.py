@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 from detector.config.schema import Anchor, ZoneConfig
-from detector.zones import Zone
-from detector.zones.geometry import anchor_points, box_containment, box_iou, points_in_polygon
+from detector.zones.geometry import anchor_points, box_containment, box_iou
+from detector.zones.zone import Zone, points_in_polygon
 
 SQUARE = np.array([[10, 10], [20, 10], [20, 20], [10, 20]], np.float32)
 L_SHAPE = np.array([[0, 0], [10, 0], [10, 4], [4, 4], [4, 10], [0, 10]], np.float32)

@@ -1,181 +1,171 @@
-"""Tables for detector/detect/layouts.py: letterbox geometry, layout detection, the two
-decoders on tiny hand-built output tensors, confidence filtering and per-class NMS."""
+"""Tables for detector/detect/layouts.py: which codec applies to which model (metadata, then
+output shape), each codec's input blob and decoder on hand-built output arrays, per-class NMS,
+and the whole post-processing path to frame pixels."""
 
 import math
+import re
 
 import numpy as np
 import pytest
 
-from detector.detect.layouts import (
-    PAD_VALUE,
-    Layout,
-    Letterbox,
-    decode_ultralytics,
-    decode_yolox,
-    detect_layout,
-    letterbox,
-    non_max_suppression,
-    to_blob,
-    yolox_grid,
-)
-from detector.detect.onnx_backend import OnnxDetector
+from detector.detect import layouts
+from detector.detect.layouts import LAYOUTS, EndToEndCodec, UltralyticsCodec, YoloxCodec, choose_codec, yolox_grid
+from detector.detect.letterbox import Letterbox
+from detector.detect.nms import non_max_suppression
+from detector.errors import ModelError
 
-# ---------------------------------------------------------------- letterbox
+# ---------------------------------------------------------------- which codec applies
 
+# The metadata of models/yolov8n.onnx (Ultralytics 8.4 export), less names and dates.
+YOLOV8 = {"task": "detect", "end2end": "False", "args": "{'batch': 1, 'dynamic': False, 'nms': False}", "imgsz": "[640, 640]"}
+YOLOV10 = {"task": "detect", "end2end": "True", "imgsz": "[640, 640]"}
+NMS_EXPORT = {"task": "detect", "end2end": "False", "args": "{'batch': 1, 'nms': True}"}
 
-def frame(height: int, width: int) -> np.ndarray:
-    """A frame with no pixel equal to the pad value, so padding is easy to find."""
-    return np.full((height, width, 3), 7, np.uint8)
-
-
-# (frame h, w), input (h, w), centred -> expected scale, pad_x, pad_y, resized (w, h)
-LETTERBOX_CASES = [
-    # vtest.avi 768x576 into YOLOv8 640: 640x480, 80 rows above and below
-    ((576, 768), (640, 640), True, 640 / 768, 0, 80, (640, 480)),
-    # ... into YOLOX 416 at the top-left: 416x312, no offset, padding below only
-    ((576, 768), (416, 416), False, 416 / 768, 0, 0, (416, 312)),
-    # portrait frame: padding left and right when centred
-    ((400, 200), (64, 64), True, 64 / 400, 16, 0, (32, 64)),
-    # odd padding rounds as Ultralytics' LetterBox: top = round(dh - 0.1), bottom = the rest
-    ((45, 100), (64, 64), True, 0.64, 0, 17, (64, 29)),
-    # upscaling a small frame
-    ((24, 32), (64, 64), True, 2.0, 0, 8, (64, 48)),
-    ((24, 32), (64, 64), False, 2.0, 0, 0, (64, 48)),
-    # the frame already has the input size: no resize, no padding
-    ((64, 64), (64, 64), True, 1.0, 0, 0, (64, 64)),
-    ((64, 64), (64, 64), False, 1.0, 0, 0, (64, 64)),
-    # non-square input (height, width)
-    ((100, 100), (32, 64), True, 0.32, 16, 0, (32, 32)),
-    # top-left mode truncates the resized size as YOLOX's preproc does
-    ((30, 70), (64, 64), False, 64 / 70, 0, 0, (64, 27)),
+# metadata -> the codecs that claim it
+CLAIMS_CASES = [
+    pytest.param(YOLOV8, ["ultralytics"], id="ultralytics export"),
+    pytest.param({"task": "detect", "args": "{'nms': None}"}, ["ultralytics"], id="nms left unset"),
+    pytest.param({"task": "detect"}, ["ultralytics"], id="older export without end2end"),
+    pytest.param({"task": "detect", "args": "not a literal"}, ["ultralytics"], id="unreadable args"),
+    pytest.param(YOLOV10, ["end2end"], id="end2end model (YOLOv10, YOLO26)"),
+    pytest.param(NMS_EXPORT, ["end2end"], id="exported with nms=True"),
+    pytest.param({}, [], id="no metadata (YOLOX)"),
+    pytest.param({"producer": "pytorch"}, [], id="unrelated metadata"),
 ]
 
 
-@pytest.mark.parametrize("shape, size, centred, scale, pad_x, pad_y, resized", LETTERBOX_CASES)
-def test_letterbox_geometry(shape, size, centred, scale, pad_x, pad_y, resized):
-    canvas, box = letterbox(frame(*shape), size, centred=centred)
-    assert canvas.shape == (size[0], size[1], 3)
-    assert canvas.dtype == np.uint8
-    assert box.scale == pytest.approx(scale)
-    assert (box.pad_x, box.pad_y) == (pad_x, pad_y)
-    new_w, new_h = resized
-    image_area = np.zeros(canvas.shape[:2], bool)
-    image_area[pad_y : pad_y + new_h, pad_x : pad_x + new_w] = True
-    assert (canvas[image_area] == 7).all(), "the resized frame sits at (pad_x, pad_y)"
-    assert (canvas[~image_area] == PAD_VALUE).all(), "everything else is grey 114"
+@pytest.mark.parametrize("metadata, claimed", CLAIMS_CASES)
+def test_codecs_claim_models_by_metadata(metadata, claimed):
+    assert [codec.name for codec in LAYOUTS if codec.claims(metadata)] == claimed
 
 
-def test_letterbox_keeps_the_frame_untouched():
-    image = frame(576, 768)
-    before = image.copy()
-    letterbox(image, (640, 640), centred=True)
-    assert (image == before).all()
+# output shape, input (h, w) -> the codecs that fit, in registry order
+FITS_CASES = [
+    pytest.param([1, 84, 8400], (640, 640), ["ultralytics"], id="yolov8n 640"),
+    pytest.param([1, 84, 2100], (320, 320), ["ultralytics"], id="yolov8n 320"),
+    pytest.param(["batch", 84, 8400], (640, 640), ["ultralytics"], id="dynamic batch"),
+    pytest.param([1, 7, 8400], (640, 640), ["ultralytics"], id="3-class ultralytics"),
+    pytest.param([1, 3549, 85], (416, 416), ["yolox"], id="yolox-nano 416"),
+    pytest.param([1, 8400, 85], (640, 640), ["yolox"], id="yolox 640"),
+    pytest.param([1, 3549, 6], (416, 416), ["yolox", "end2end"], id="1-class yolox: both fit, yolox first"),
+    pytest.param([1, 300, 6], (640, 640), ["end2end"], id="end-to-end, 300 boxes"),
+    pytest.param([1, 3549, 85], (640, 640), [], id="yolox anchors of another input size"),
+    pytest.param([1, 84, "anchors"], (640, 640), [], id="dynamic anchor count"),
+    pytest.param([1, "channels", 8400], (640, 640), [], id="dynamic channels"),
+    pytest.param([84, 8400], (640, 640), [], id="no batch axis"),
+    pytest.param([1, 1, 84, 8400], (640, 640), [], id="four axes"),
+    pytest.param([1, 4, 8400], (640, 640), [], id="boxes and no classes"),
+    pytest.param([1, 8400, 5], (640, 640), [], id="yolox boxes and objectness, no classes"),
+    pytest.param([1, 300, 7], (640, 640), [], id="end-to-end with an extra column"),
+]
+
+
+@pytest.mark.parametrize("shape, input_hw, fitting", FITS_CASES)
+def test_codecs_fit_output_shapes(shape, input_hw, fitting):
+    assert [codec.name for codec in LAYOUTS if codec.fits(shape, input_hw)] == fitting
+
+
+# metadata, output shape, input (h, w) -> chosen codec, class count it implies
+CHOOSE_CASES = [
+    pytest.param(YOLOV8, [1, 84, 8400], (640, 640), UltralyticsCodec, 80, id="yolov8n"),
+    pytest.param(YOLOV8, [1, 84, 2100], (320, 320), UltralyticsCodec, 80, id="yolov8n 320"),
+    pytest.param({}, [1, 7, 8400], (640, 640), UltralyticsCodec, 3, id="ultralytics by shape"),
+    pytest.param({}, [1, 3549, 85], (416, 416), YoloxCodec, 80, id="yolox-nano"),
+    pytest.param({}, [1, 3549, 6], (416, 416), YoloxCodec, 1, id="1-class yolox"),
+    pytest.param({}, [1, 300, 6], (640, 640), EndToEndCodec, None, id="end-to-end by shape"),
+    pytest.param(YOLOV10, [1, 300, 6], (640, 640), EndToEndCodec, None, id="end-to-end by metadata"),
+    pytest.param(NMS_EXPORT, [1, 300, 6], (640, 640), EndToEndCodec, None, id="nms=True export"),
+    # YOLOv10 exported before Ultralytics wrote `end2end`: claimed as ultralytics, the shape says no
+    pytest.param({"task": "detect"}, [1, 300, 6], (640, 640), EndToEndCodec, None, id="shape overrules metadata"),
+    # metadata first: a 1-class end-to-end model whose box count happens to be YOLOX's anchor count
+    pytest.param(YOLOV10, [1, 3549, 6], (416, 416), EndToEndCodec, None, id="metadata before shape"),
+]
+
+
+@pytest.mark.parametrize("metadata, shape, input_hw, codec, classes", CHOOSE_CASES)
+def test_choose_codec(metadata, shape, input_hw, codec, classes):
+    chosen = choose_codec(metadata, shape, input_hw)
+    assert chosen is codec
+    assert chosen.class_count(shape) == classes
 
 
 @pytest.mark.parametrize(
-    "shape, size, centred",
-    [((576, 768), (640, 640), True), ((576, 768), (416, 416), False), ((400, 200), (64, 64), True),
-     ((45, 100), (64, 64), True), ((24, 32), (64, 64), False), ((100, 100), (32, 64), True)],
+    "metadata, shape, message",
+    [
+        ({}, [1, 84, "anchors"], "output [1, 84, 'anchors'] fits none of the supported layouts"),
+        ({}, [1, 3000, 85], "output [1, 3000, 85] fits none of the supported layouts"),
+        ({}, [1, 4, 8400], "fits none of the supported layouts"),
+        ({}, [84, 8400], "fits none of the supported layouts"),
+        (YOLOV8, [1, 8400, 5], "fits none of the supported layouts"),
+        ({"task": "segment"}, [1, 116, 8400], "an Ultralytics 'segment' model: only detection models are supported"),
+        ({"task": "pose"}, [1, 56, 8400], "'pose' model"),
+    ],
 )
-def test_to_frame_inverts_the_letterbox(shape, size, centred):
-    _, box = letterbox(frame(*shape), size, centred=centred)
-    rng = np.random.default_rng(0)
-    height, width = shape
-    xy1 = rng.uniform(0, [width / 2, height / 2], size=(20, 2))
-    xyxy = np.concatenate([xy1, xy1 + rng.uniform(1, [width / 2, height / 2], size=(20, 2))], axis=1).astype(np.float32)
-    in_input = xyxy * box.scale + np.array([box.pad_x, box.pad_y] * 2, np.float32)
-    back = box.to_frame(in_input)
-    np.testing.assert_allclose(back, xyxy, rtol=1e-5, atol=1e-3)
+def test_choose_codec_rejects_unknown_models(metadata, shape, message):
+    with pytest.raises(ModelError, match=re.escape(message)) as raised:
+        choose_codec(metadata, shape, (416, 416))
+    if "fits none" in message:  # the message lists every supported layout
+        assert all(codec.summary in str(raised.value) for codec in LAYOUTS)
 
 
-def test_to_frame_known_values():
-    box = Letterbox(scale=0.5, pad_x=10, pad_y=20)
-    np.testing.assert_allclose(box.to_frame(np.array([[10, 20, 60, 70]], np.float32)), [[0, 0, 100, 100]])
-    assert box.to_frame(np.zeros((0, 4), np.float32)).shape == (0, 4)
+# ---------------------------------------------------------------- input blobs
 
 
-def test_letterbox_of_a_pixel_lands_where_to_frame_says():
-    """A bright pixel in the frame must appear in the canvas at frame * scale + pad."""
-    image = frame(576, 768)
-    image[300:310, 500:510] = 255
-    canvas, box = letterbox(image, (640, 640), centred=True)
-    ys, xs = np.nonzero(canvas[:, :, 0] > 130)  # half-way between 7 and 255: edges blend
-    found = box.to_frame(np.array([[xs.min(), ys.min(), xs.max() + 1, ys.max() + 1]], np.float32))[0]
-    np.testing.assert_allclose(found, [500, 300, 510, 310], atol=1.5)
-
-
-# ---------------------------------------------------------------- to_blob
-
-
-def test_to_blob_ultralytics_is_rgb_0_1_nchw():
+def bgr_canvas() -> np.ndarray:
     canvas = np.zeros((2, 3, 3), np.uint8)
     canvas[..., 0], canvas[..., 1], canvas[..., 2] = 10, 20, 255  # B, G, R
-    blob = to_blob(canvas, Layout.ULTRALYTICS)
-    assert blob.shape == (1, 3, 2, 3) and blob.dtype == np.float32
-    np.testing.assert_allclose(blob[0, :, 0, 0], [1.0, 20 / 255, 10 / 255], rtol=1e-6)
+    return canvas
 
 
-def test_to_blob_yolox_is_bgr_0_255_nchw():
-    canvas = np.zeros((2, 3, 3), np.uint8)
-    canvas[..., 0], canvas[..., 1], canvas[..., 2] = 10, 20, 255
-    blob = to_blob(canvas, Layout.YOLOX)
-    assert blob.shape == (1, 3, 2, 3) and blob.dtype == np.float32
-    np.testing.assert_allclose(blob[0, :, 1, 2], [10, 20, 255])
-
-
-# ---------------------------------------------------------------- detect_layout
-
-
+# codec -> channel values of a (B=10, G=20, R=255) pixel in the blob
 @pytest.mark.parametrize(
-    "shape, class_count, layout, classes",
+    "codec, channels",
     [
-        ([1, 84, 8400], None, Layout.ULTRALYTICS, 80),   # yolov8n 640
-        ([1, 84, 2100], 80, Layout.ULTRALYTICS, 80),     # yolov8n 320, names in metadata
-        ([1, 7, 8400], 3, Layout.ULTRALYTICS, 3),        # a custom 3-class model
-        ([1, 3549, 85], None, Layout.YOLOX, 80),         # yolox-nano 416
-        ([1, 8400, 85], 80, Layout.YOLOX, 80),           # yolox 640
-        ([1, 3549, 8], None, Layout.YOLOX, 3),
-        (["batch", 84, 8400], None, Layout.ULTRALYTICS, 80),  # a dynamic batch is fine
+        (UltralyticsCodec, [1.0, 20 / 255, 10 / 255]),  # RGB 0..1
+        (EndToEndCodec, [1.0, 20 / 255, 10 / 255]),
+        (YoloxCodec, [10, 20, 255]),  # BGR 0..255
     ],
 )
-def test_detect_layout(shape, class_count, layout, classes):
-    assert detect_layout(shape, class_count) == (layout, classes)
+def test_to_blob_channel_order_and_scale(codec, channels):
+    blob = codec((64, 64)).to_blob([bgr_canvas(), bgr_canvas()])
+    assert blob.shape == (2, 3, 2, 3) and blob.dtype == np.float32
+    np.testing.assert_allclose(blob[1, :, 1, 2], channels, rtol=1e-6)
 
 
+# codec, frame sizes (h, w) -> each frame's (scale, pad_x, pad_y) in a 64x64 input
 @pytest.mark.parametrize(
-    "shape, class_count",
+    "codec, sizes, expected",
     [
-        ([1, 84, "anchors"], None),  # dynamic anchor count
-        ([1, "channels", 8400], None),
-        ([84, 8400], None),          # not [1, a, b]
-        ([1, 1, 84, 8400], None),
-        ([1, 4, 8400], None),        # boxes and no classes
-        ([1, 8400, 5], None),        # YOLOX boxes + objectness and no classes
-        ([1, 84, 8400], 3),          # names say 3 classes, the output has 80
-        ([1, 3549, 85], 20),
+        (UltralyticsCodec, [(32, 64), (64, 32), (64, 64)], [(1.0, 0, 16), (1.0, 16, 0), (1.0, 0, 0)]),
+        (YoloxCodec, [(32, 64), (128, 64)], [(1.0, 0, 0), (0.5, 0, 0)]),
+        (EndToEndCodec, [(16, 128)], [(0.5, 0, 28)]),
     ],
 )
-def test_detect_layout_rejects(shape, class_count):
-    with pytest.raises(ValueError):
-        detect_layout(shape, class_count)
+def test_preprocess_letterboxes_each_frame_of_a_batch(codec, sizes, expected):
+    frames = [np.full((h, w, 3), 7, np.uint8) for h, w in sizes]
+    blob, boxes = codec((64, 64)).preprocess(frames)
+    assert blob.shape == (len(frames), 3, 64, 64)
+    assert [(b.scale, b.pad_x, b.pad_y) for b in boxes] == expected
 
 
-# ---------------------------------------------------------------- decode_ultralytics
+# ---------------------------------------------------------------- Ultralytics decoding
 
 
 def ultralytics_output(rows: list[tuple[float, float, float, float, list[float]]]) -> np.ndarray:
-    """[(cx, cy, w, h, class scores)] -> [1, 4+nc, N]."""
-    return np.array([[*box, *scores] for *box, scores in rows], np.float32).T[None]
+    """[(cx, cy, w, h, class scores)] -> one frame's [4+nc, N]."""
+    return np.array([[*box, *scores] for *box, scores in rows], np.float32).T
 
 
 def test_decode_ultralytics_boxes_scores_classes():
-    output = ultralytics_output([
-        (50, 40, 20, 10, [0.10, 0.90, 0.20]),   # class 1, box 40..60 x 35..45
-        (10, 10, 4, 8, [0.05, 0.10, 0.02]),     # below threshold
-        (100, 200, 30, 60, [0.60, 0.10, 0.55]),  # class 0
-    ])
-    assert output.shape == (1, 7, 3)
-    xyxy, score, class_id = decode_ultralytics(output, 0.25)
+    output = ultralytics_output(
+        [
+            (50, 40, 20, 10, [0.10, 0.90, 0.20]),  # class 1, box 40..60 x 35..45
+            (10, 10, 4, 8, [0.05, 0.10, 0.02]),  # below threshold
+            (100, 200, 30, 60, [0.60, 0.10, 0.55]),  # class 0
+        ]
+    )
+    assert output.shape == (7, 3)
+    xyxy, score, class_id = UltralyticsCodec((640, 640)).decode(output, 0.25)
     np.testing.assert_allclose(xyxy, [[40, 35, 60, 45], [85, 170, 115, 230]])
     np.testing.assert_allclose(score, [0.90, 0.60])
     assert class_id.tolist() == [1, 0]
@@ -184,23 +174,25 @@ def test_decode_ultralytics_boxes_scores_classes():
 
 @pytest.mark.parametrize("min_score, kept", [(0.0, 3), (0.3, 3), (0.31, 2), (0.5, 2), (0.50001, 1), (0.8, 1), (0.81, 0)])
 def test_decode_ultralytics_filters_by_best_class_score(min_score, kept):
-    output = ultralytics_output([
-        (50, 50, 10, 10, [0.8, 0.1]),
-        (60, 60, 10, 10, [0.2, 0.5]),  # exactly 0.5 is kept at min_score 0.5
-        (70, 70, 10, 10, [0.3, 0.1]),
-    ])
-    xyxy, score, class_id = decode_ultralytics(output, min_score)
+    output = ultralytics_output(
+        [
+            (50, 50, 10, 10, [0.8, 0.1]),
+            (60, 60, 10, 10, [0.2, 0.5]),  # exactly 0.5 is kept at min_score 0.5
+            (70, 70, 10, 10, [0.3, 0.1]),
+        ]
+    )
+    xyxy, score, class_id = UltralyticsCodec((640, 640)).decode(output, min_score)
     assert len(xyxy) == len(score) == len(class_id) == kept
     assert (score >= min_score).all()
 
 
 def test_decode_ultralytics_nothing_above_threshold():
     output = ultralytics_output([(50, 50, 10, 10, [0.1, 0.1])])
-    xyxy, score, class_id = decode_ultralytics(output, 0.5)
+    xyxy, score, class_id = UltralyticsCodec((640, 640)).decode(output, 0.5)
     assert xyxy.shape == (0, 4) and score.shape == (0,) and class_id.shape == (0,)
 
 
-# ---------------------------------------------------------------- decode_yolox
+# ---------------------------------------------------------------- YOLOX decoding
 
 
 def test_yolox_grid_order_and_strides():
@@ -216,47 +208,82 @@ def test_yolox_grid_order_and_strides():
 
 
 def yolox_output(anchors: int, classes: int, rows: dict[int, tuple]) -> np.ndarray:
-    """{anchor index: (x, y, log w, log h, objectness, class scores)} -> [1, N, 5+nc]."""
-    output = np.zeros((1, anchors, 5 + classes), np.float32)
+    """{anchor index: (x, y, log w, log h, objectness, class scores)} -> one frame's [N, 5+nc]."""
+    output = np.zeros((anchors, 5 + classes), np.float32)
     for index, (x, y, lw, lh, obj, scores) in rows.items():
-        output[0, index] = [x, y, lw, lh, obj, *scores]
+        output[index] = [x, y, lw, lh, obj, *scores]
     return output
 
 
 def test_decode_yolox_boxes_scores_classes():
-    grid, strides = yolox_grid((64, 64))  # 64 + 16 + 4 anchors
-    assert len(grid) == 84
-    output = yolox_output(84, 3, {
-        # stride 8, cell (x=2, y=3) -> index 3*8+2: centre (20, 28), size 32x16
-        26: (0.5, 0.5, math.log(4), math.log(2), 0.9, [0.1, 0.8, 0.2]),
-        # stride 16, cell (x=1, y=2) -> index 64 + 2*4+1: centre (16, 32), size 16x48
-        73: (0.0, 0.0, 0.0, math.log(3), 0.5, [0.9, 0.1, 0.1]),
-        # stride 32: confident class, low objectness -> 0.2*0.9 = 0.18, filtered out
-        80: (0.5, 0.5, 0.0, 0.0, 0.2, [0.9, 0.0, 0.0]),
-    })
-    xyxy, score, class_id = decode_yolox(output, grid, strides, 0.25)
+    assert len(yolox_grid((64, 64))[0]) == 84  # 64 + 16 + 4 anchors
+    output = yolox_output(
+        84,
+        3,
+        {
+            # stride 8, cell (x=2, y=3) -> index 3*8+2: centre (20, 28), size 32x16
+            26: (0.5, 0.5, math.log(4), math.log(2), 0.9, [0.1, 0.8, 0.2]),
+            # stride 16, cell (x=1, y=2) -> index 64 + 2*4+1: centre (16, 32), size 16x48
+            73: (0.0, 0.0, 0.0, math.log(3), 0.5, [0.9, 0.1, 0.1]),
+            # stride 32: confident class, low objectness -> 0.2*0.9 = 0.18, filtered out
+            80: (0.5, 0.5, 0.0, 0.0, 0.2, [0.9, 0.0, 0.0]),
+        },
+    )
+    xyxy, score, class_id = YoloxCodec((64, 64)).decode(output, 0.25)
     np.testing.assert_allclose(xyxy, [[4, 20, 36, 36], [8, 8, 24, 56]], atol=1e-4)
     np.testing.assert_allclose(score, [0.72, 0.45], rtol=1e-6)
     assert class_id.tolist() == [1, 0]
     assert (xyxy.dtype, score.dtype, class_id.dtype) == (np.float32, np.float32, np.int32)
 
 
-@pytest.mark.parametrize("min_score, kept", [(0.0, 84), (0.1, 3), (0.17, 3), (0.19, 2), (0.44, 2), (0.46, 1), (0.71, 1), (0.73, 0)])
+@pytest.mark.parametrize(
+    "min_score, kept", [(0.0, 84), (0.1, 3), (0.17, 3), (0.19, 2), (0.44, 2), (0.46, 1), (0.71, 1), (0.73, 0)]
+)
 def test_decode_yolox_filters_by_objectness_times_class(min_score, kept):
-    grid, strides = yolox_grid((64, 64))
-    output = yolox_output(84, 3, {
-        26: (0, 0, 0, 0, 0.9, [0.1, 0.8, 0.2]),   # 0.72
-        73: (0, 0, 0, 0, 0.5, [0.9, 0.1, 0.1]),   # 0.45
-        80: (0, 0, 0, 0, 0.2, [0.9, 0.0, 0.0]),   # 0.18
-    })
-    _, score, _ = decode_yolox(output, grid, strides, min_score)
+    output = yolox_output(
+        84,
+        3,
+        {
+            26: (0, 0, 0, 0, 0.9, [0.1, 0.8, 0.2]),  # 0.72
+            73: (0, 0, 0, 0, 0.5, [0.9, 0.1, 0.1]),  # 0.45
+            80: (0, 0, 0, 0, 0.2, [0.9, 0.0, 0.0]),  # 0.18
+        },
+    )
+    _, score, _ = YoloxCodec((64, 64)).decode(output, min_score)
     assert len(score) == kept
 
 
-def test_decode_yolox_rejects_a_grid_that_does_not_fit():
-    grid, strides = yolox_grid((64, 64))
-    with pytest.raises(ValueError, match="anchors"):
-        decode_yolox(np.zeros((1, 100, 8), np.float32), grid, strides, 0.25)
+# ---------------------------------------------------------------- end-to-end decoding
+
+
+def end2end_output(rows: list[tuple[float, float, float, float, float, int]], size: int = 8) -> np.ndarray:
+    """[(x1, y1, x2, y2, score, class)] -> one frame's [size, 6], zero-padded as exports pad it."""
+    output = np.zeros((size, 6), np.float32)
+    output[: len(rows)] = rows
+    return output
+
+
+def test_decode_end2end_boxes_scores_classes():
+    output = end2end_output(
+        [
+            (40, 35, 60, 45, 0.90, 1),
+            (41, 35, 61, 45, 0.80, 1),  # overlaps the first: the graph already chose to keep both
+            (10, 10, 14, 18, 0.10, 0),  # below threshold
+            (85, 170, 115, 230, 0.60, 79),
+        ]
+    )
+    xyxy, score, class_id = EndToEndCodec((640, 640)).decode(output, 0.25)
+    np.testing.assert_allclose(xyxy, [[40, 35, 60, 45], [41, 35, 61, 45], [85, 170, 115, 230]])
+    np.testing.assert_allclose(score, [0.90, 0.80, 0.60])
+    assert class_id.tolist() == [1, 1, 79]
+    assert (xyxy.dtype, score.dtype, class_id.dtype) == (np.float32, np.float32, np.int32)
+
+
+@pytest.mark.parametrize("min_score, kept", [(0.0, 3), (0.1, 3), (0.11, 2), (0.5, 2), (0.51, 1), (0.9, 1), (0.91, 0)])
+def test_decode_end2end_filters_by_score_and_drops_padding(min_score, kept):
+    output = end2end_output([(0, 0, 5, 5, 0.9, 0), (0, 0, 5, 5, 0.5, 2), (0, 0, 5, 5, 0.1, 3)], size=300)
+    _, score, _ = EndToEndCodec((640, 640)).decode(output, min_score)
+    assert len(score) == kept  # the 297 zero rows never come out, even at min_score 0
 
 
 # ---------------------------------------------------------------- NMS
@@ -281,8 +308,12 @@ NMS_CASES = [
     # a chain: 0 suppresses 1, 1 would have suppressed 2, but 1 is gone so 2 stays
     pytest.param(xyxy([0, 0, 10, 10], [3, 0, 13, 10], [6, 0, 16, 10]), [0.9, 0.8, 0.7], [0, 0, 0], 0.5, [0, 2], id="chain"),
     pytest.param(
-        xyxy([0, 0, 10, 10], [1, 0, 11, 10], [0, 0, 10, 10], [1, 0, 11, 10]), [0.9, 0.8, 0.7, 0.95], [0, 0, 1, 1], 0.5,
-        [3, 0], id="two classes each keep one",
+        xyxy([0, 0, 10, 10], [1, 0, 11, 10], [0, 0, 10, 10], [1, 0, 11, 10]),
+        [0.9, 0.8, 0.7, 0.95],
+        [0, 0, 1, 1],
+        0.5,
+        [3, 0],
+        id="two classes each keep one",
     ),
 ]
 
@@ -294,38 +325,28 @@ def test_non_max_suppression_per_class(boxes, scores, classes, iou, kept):
     assert result.tolist() == kept
 
 
-# ---------------------------------------------------------------- the postprocess path
-
-
-def bare_detector(layout: Layout, min_score: float, nms_iou: float, input_hw=(64, 64)) -> OnnxDetector:
-    """An OnnxDetector without a session: only what postprocess() reads."""
-    detector = OnnxDetector.__new__(OnnxDetector)
-    detector.layout, detector.min_score, detector.nms_iou, detector.input_hw = layout, min_score, nms_iou, input_hw
-    if layout is Layout.YOLOX:
-        detector._grid, detector._strides = yolox_grid(input_hw)
-    return detector
+# ---------------------------------------------------------------- the whole post-processing path
 
 
 def test_confidence_filter_runs_before_nms(monkeypatch):
     """A box under min_score must not suppress (or survive) anything: it is gone before NMS."""
-    from detector.detect import onnx_backend
-
     seen = []
 
     def recording_nms(boxes, scores, classes, iou):
         seen.append(scores.tolist())
         return non_max_suppression(boxes, scores, classes, iou)
 
-    monkeypatch.setattr(onnx_backend, "non_max_suppression", recording_nms)
-    output = ultralytics_output([
-        (20, 20, 10, 10, [0.30]),   # under min_score 0.4, overlaps the next one completely
-        (20, 20, 10, 10, [0.50]),
-        (21, 20, 10, 10, [0.35]),   # under min_score
-        (50, 50, 10, 10, [0.45]),
-    ])
-    detector = bare_detector(Layout.ULTRALYTICS, min_score=0.4, nms_iou=0.5)
+    monkeypatch.setattr(layouts, "non_max_suppression", recording_nms)
+    output = ultralytics_output(
+        [
+            (20, 20, 10, 10, [0.30]),  # under min_score 0.4, overlaps the next one completely
+            (20, 20, 10, 10, [0.50]),
+            (21, 20, 10, 10, [0.35]),  # under min_score
+            (50, 50, 10, 10, [0.45]),
+        ]
+    )
     box = Letterbox(scale=1.0, pad_x=0, pad_y=0)
-    detections = detector.postprocess(output, box, (64, 64, 3))
+    detections = UltralyticsCodec((64, 64)).postprocess(output, box, (64, 64, 3), min_score=0.4, nms_iou=0.5)
     np.testing.assert_allclose(seen, [[0.50, 0.45]])  # NMS only ever saw the two boxes >= 0.4
     np.testing.assert_allclose(detections.confidence, [0.50, 0.45])
     np.testing.assert_allclose(detections.xyxy, [[15, 15, 25, 25], [45, 45, 55, 55]])
@@ -333,26 +354,49 @@ def test_confidence_filter_runs_before_nms(monkeypatch):
 
 def test_postprocess_maps_to_frame_and_clips():
     """Input pixels -> frame pixels through the letterbox, clipped to the frame."""
-    output = ultralytics_output([
-        (32, 32, 16, 16, [0.9, 0.0]),   # input 24..40 -> frame (x - 0) / 0.5, (y - 16) / 0.5
-        (60, 20, 20, 8, [0.0, 0.8]),    # runs past the right edge of the frame
-    ])
-    detector = bare_detector(Layout.ULTRALYTICS, min_score=0.25, nms_iou=0.5)
+    output = ultralytics_output(
+        [
+            (32, 32, 16, 16, [0.9, 0.0]),  # input 24..40 -> frame (x - 0) / 0.5, (y - 16) / 0.5
+            (60, 20, 20, 8, [0.0, 0.8]),  # runs past the right edge of the frame
+        ]
+    )
     box = Letterbox(scale=0.5, pad_x=0, pad_y=16)  # a 128x64 frame centred in 64x64
-    detections = detector.postprocess(output, box, (64, 128, 3))
+    detections = UltralyticsCodec((64, 64)).postprocess(output, box, (64, 128, 3), min_score=0.25, nms_iou=0.5)
     np.testing.assert_allclose(detections.xyxy, [[48, 16, 80, 48], [100, 0, 128, 16]])
     assert detections.class_id.tolist() == [0, 1]
     assert detections.xyxy.dtype == np.float32
 
 
-def test_postprocess_yolox_end_to_end():
-    output = yolox_output(84, 2, {
-        26: (0.5, 0.5, math.log(4), math.log(2), 0.9, [0.0, 0.8]),  # (4, 20, 36, 36) in input pixels
-        27: (0.5, 0.5, math.log(4), math.log(2), 0.9, [0.0, 0.7]),  # the same box shifted 8 px: IoU 0.6
-    })
-    detector = bare_detector(Layout.YOLOX, min_score=0.25, nms_iou=0.5)
+def test_postprocess_yolox_suppresses_overlaps():
+    output = yolox_output(
+        84,
+        2,
+        {
+            26: (0.5, 0.5, math.log(4), math.log(2), 0.9, [0.0, 0.8]),  # (4, 20, 36, 36) in input pixels
+            27: (0.5, 0.5, math.log(4), math.log(2), 0.9, [0.0, 0.7]),  # the same box shifted 8 px: IoU 0.6
+        },
+    )
     box = Letterbox(scale=0.5, pad_x=0, pad_y=0)
-    detections = detector.postprocess(output, box, (128, 128, 3))
+    detections = YoloxCodec((64, 64)).postprocess(output, box, (128, 128, 3), min_score=0.25, nms_iou=0.5)
     np.testing.assert_allclose(detections.xyxy, [[8, 40, 72, 72]], atol=1e-3)
     np.testing.assert_allclose(detections.confidence, [0.72], rtol=1e-6)
     assert detections.class_id.tolist() == [1]
+
+
+def test_postprocess_end2end_batch_keeps_each_frames_letterbox_and_skips_nms():
+    """A [2, N, 6] output of two frames of different sizes: each maps back through its own
+    letterbox; overlapping boxes of one class both stay (the graph did NMS)."""
+    frames = [np.zeros((320, 640, 3), np.uint8), np.zeros((1280, 640, 3), np.uint8)]
+    codec = EndToEndCodec((640, 640))
+    _, boxes = codec.preprocess(frames)  # scale 1, pad_y 160; scale 0.5, pad_x 160
+    outputs = np.stack(
+        [
+            end2end_output([(100, 200, 300, 400, 0.9, 2), (110, 200, 310, 400, 0.8, 2)]),
+            end2end_output([(160, 0, 480, 640, 0.7, 0), (600, 600, 700, 700, 0.6, 5)]),
+        ]
+    )
+    first, second = (codec.postprocess(o, b, f.shape, min_score=0.25, nms_iou=0.5) for o, b, f in zip(outputs, boxes, frames))
+    np.testing.assert_allclose(first.xyxy, [[100, 40, 300, 240], [110, 40, 310, 240]])
+    np.testing.assert_allclose(first.confidence, [0.9, 0.8])
+    np.testing.assert_allclose(second.xyxy, [[0, 0, 640, 1280], [640, 1200, 640, 1280]])  # clipped to 640x1280
+    assert second.class_id.tolist() == [0, 5]

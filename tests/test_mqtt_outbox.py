@@ -5,7 +5,7 @@ import logging
 import sqlite3
 
 import yaml
-from mqtt_emitter import payload
+from conftest import make_alert
 
 from detector.cli import main
 from detector.config import load_config
@@ -81,16 +81,18 @@ def test_without_mqtt_alerts_wait_in_the_outbox_and_cli_lists_them(tmp_path, cap
     config = load_config(config_path)
     channel = AlertChannel.open(config, "cam-01")
     alerts = [
-        payload("s1", "cam-01", "01a2160c-f2d5-7b52-a0fd-aeb449f3cfb5", seq, ev, seq * 10.0)
+        make_alert(
+            site="s1", camera="cam-01", id="01a2160c-f2d5-7b52-a0fd-aeb449f3cfb5", seq=seq, event=ev, stream_time_s=seq * 10.0
+        )
         for seq, ev in ((1, "start"), (2, "update"), (3, "end"))
     ]
     for alert in alerts:
         channel.emit(alert)
-    channel.observe({"kerb": {"illegal_parking": {"state": "idle", "alert_id": None}}}, 1.0)
+    channel.observe({"kerb": {"illegal_parking": {"state": "idle", "alert_id": None}}})
     channel.close()
     assert channel.problem() is None  # nothing configured to send to: not an error
     stored = Outbox(outbox_path(config.storage_dir, "cam-01")).pending()
-    assert [json.loads(e.body) for e in stored] == alerts  # exactly the emitted payloads, in order
+    assert [json.loads(e.body) for e in stored] == [a.to_json() for a in alerts]  # exactly the emitted payloads, in order
 
     assert main(["outbox", str(config_path)]) == 0
     lines = capsys.readouterr().out.strip().splitlines()

@@ -1,6 +1,7 @@
 """Publisher + outbox against a real mosquitto: topics and schema, retained state, last will,
 broker outage, worker SIGKILL, refused credentials, TLS, `detector listen` (issue 3)."""
 
+import io
 import json
 import os
 import signal
@@ -22,6 +23,7 @@ from mqtt_broker import (  # noqa: F401 - the *_fixture imports register the fix
     tls_broker_fixture,
 )
 
+from detector.mqtt.listen import Printer
 from detector.mqtt.outbox import Outbox, outbox_path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -108,8 +110,20 @@ def test_topics_schema_status_zone_state_and_health(tmp_path, broker):
     assert not any(m[2] for m in collector.messages)  # live delivery: nothing flagged retained
     assert [m[1] for m in collector.on("/status")] == [b"online", b"offline"]
     health = [json.loads(m[1]) for m in collector.on("/health")]
-    assert health and health[0]["schema"] == "detector.health/1" and health[0]["inference_ms"] == 12.5
-    assert health[-1]["outbox_depth"] == 0 and health[-1]["mqtt_reconnects"] == 0
+    assert health and health[0]["schema"] == "detector.health/1" and (health[0]["site"], health[0]["camera"]) == ("s1", "cam-01")
+    assert health[0]["inference_ms"] == 12.5 and health[0]["inference_wait_ms"] == 0.0 and health[0]["state"] == "running"
+    assert health[0]["fps_out"] > 0 and health[0]["fps"] == health[0]["fps_out"]  # the deprecated alias
+    assert health[0]["stream"] is None and health[0]["reconnects"] is None  # no source in the emitter
+    assert health[-1]["mqtt_reconnects"] == 0 and health[-1]["delivered"] == 12 and health[-1]["outbox_depth"] == 0
+    # the health file: the same meter, the same fields (the MQTT envelope and aliases aside)
+    written = json.loads((tmp_path / "store" / "health" / "cam-01.json").read_text())
+    assert set(health[-1]) - {"schema", "site", "at", "fps", "reconnects"} == set(written)
+    assert (written["state"], written["frames_out"], written["open_alerts"], written["delivered"]) == ("stopped", 12, 0, 12)
+    assert (written["outbox_depth"], written["stream_time_s"], written["fps_in"]) == (0, 5.5, None)
+    printed = io.StringIO()
+    Printer("city", as_json=False, health=True, out=printed).message(*collector.on("/health")[-1])  # `listen --health`
+    assert "HEALTH s1/cam-01: running, " in printed.getvalue() and "inference 12.5 ms (+0.0 waiting)" in printed.getvalue()
+    assert "mqtt reconnects 0" in printed.getvalue() and "stream" not in printed.getvalue()
     states = [json.loads(m[1]) for m in collector.on(f"{BASE}/zone/kerb/state")]
     assert [s["states"]["illegal_parking"]["state"] for s in states][:2] == ["active", "idle"]
     assert states[0]["states"]["illegal_parking"]["alert_id"] == produced[0][0]

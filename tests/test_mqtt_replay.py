@@ -72,6 +72,12 @@ def test_replay_alert_reaches_the_broker_across_an_outage(tmp_path, broker):
     (snapshot,) = collector.on(f"/snapshot/{alert['id']}")
     assert snapshot[1][:2] == b"\xff\xd8" and hashlib.sha256(snapshot[1]).hexdigest() == alert["snapshot"]["sha256"]
     assert Outbox(outbox_path(tmp_path / "store", "vtest")).count() == 0
+    health = [json.loads(m[1]) for m in collector.on("/health")]  # a replay reports health too (no health file)
+    assert health and {(h["camera"], h["pid"], h["state"]) for h in health} == {("vtest", proc.pid, "running")}
+    last = health[-1]
+    assert last["frames_out"] > 0 and last["inference_ms"] > 0 and last["fps"] == last["fps_out"] > 0
+    assert last["stream"] in ("connected", "ended") and last["size"] == "768x576" and last["frames_in"] >= last["frames_out"]
+    assert not (tmp_path / "store" / "health").exists()
     collector.close()
 
     late = Collector(broker)

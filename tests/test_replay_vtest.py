@@ -12,6 +12,7 @@ import av
 import pytest
 from conftest import ROOT, asset
 
+from detector.alerts import Alert
 from detector.config import load_config
 from detector.replay import replay
 
@@ -48,20 +49,21 @@ def demo(tmp_path_factory):
 def test_one_parking_alert_for_the_van_about_dwell_into_the_clip(demo):
     config, summary, _ = demo
     dwell = config.violations.illegal_parking.dwell_s
-    assert [(a["event"], a["type"], a["zone"]) for a in summary.alerts] == [("start", "illegal_parking", "van-no-parking")]
+    assert [(a.event, a.type, a.zone) for a in summary.alerts] == [("start", "illegal_parking", "van-no-parking")]
     start = summary.alerts[0]
-    assert dwell <= start["stream_time_s"] <= dwell + config.track.settle_s + 2
-    assert start["first_seen_s"] <= 1.0
-    assert {o["label"] for o in start["objects"]} <= {"car", "truck"}
-    x1, y1, x2, y2 = start["objects"][0]["box"]
+    assert dwell <= start.stream_time_s <= dwell + config.track.settle_s + 2
+    assert start.first_seen_s <= 1.0
+    assert {o.label for o in start.objects} <= {"car", "truck"}
+    x1, y1, x2, y2 = start.objects[0].box
     assert 0.82 <= (x1 + x2) / 2 <= 0.97 and y2 <= 0.2  # the van, top right
 
 
 def test_payload_matches_the_contract(demo):
     _, summary, out = demo
     lines = (out / "events.jsonl").read_text().splitlines()
-    assert [json.loads(line) for line in lines] == summary.alerts
-    alert = summary.alerts[0]
+    assert [json.loads(line) for line in lines] == [a.to_json() for a in summary.alerts]
+    assert [Alert.from_bytes(line.encode()) for line in lines] == summary.alerts  # the value survives the round trip
+    alert = summary.alerts[0].to_json()
     assert REQUIRED <= alert.keys()
     assert alert["schema"] == "detector.alert/1" and alert["seq"] == 1 and alert["site"] == "demo-campus"
     assert uuid.UUID(alert["id"]).version == 7
@@ -72,9 +74,9 @@ def test_payload_matches_the_contract(demo):
 
 def test_evidence_snapshot_is_written_with_its_hash(demo):
     _, summary, out = demo
-    snapshot = summary.alerts[0]["snapshot"]
-    data = (out / snapshot["path"]).read_bytes()
-    assert data[:2] == b"\xff\xd8" and hashlib.sha256(data).hexdigest() == snapshot["sha256"]
+    snapshot = summary.alerts[0].snapshot
+    data = (out / snapshot.path).read_bytes()
+    assert data[:2] == b"\xff\xd8" and hashlib.sha256(data).hexdigest() == snapshot.sha256
 
 
 def test_annotated_video_has_one_frame_per_sampled_frame(demo):
@@ -92,16 +94,16 @@ def test_yolox_layout_finds_the_same_van(tmp_path):
     yolox = config.model.model_copy(update={"path": asset("models/yolox_nano.onnx")})
     config = config.model_copy(update={"model": yolox, "storage_dir": tmp_path / "storage"})
     summary = replay(config, "vtest", out_dir=tmp_path, quiet=True, progress=False)
-    assert [(a["event"], a["zone"]) for a in summary.alerts] == [("start", "van-no-parking")]
-    assert 30 <= summary.alerts[0]["stream_time_s"] <= 35
+    assert [(a.event, a.zone) for a in summary.alerts] == [("start", "van-no-parking")]
+    assert 30 <= summary.alerts[0].stream_time_s <= 35
 
 
 def test_alert_ids_are_unique_across_runs(demo, tmp_path):
     os.chdir(ROOT)
     config, first, _ = demo
     again = replay(config, "vtest", out_dir=tmp_path, source=Path("sample_videos/clips/vtest.avi"), quiet=True, progress=False)
-    assert again.alerts[0]["id"] != first.alerts[0]["id"]
-    assert again.alerts[0]["stream_time_s"] == first.alerts[0]["stream_time_s"]  # deterministic otherwise
+    assert again.alerts[0].id != first.alerts[0].id
+    assert again.alerts[0].stream_time_s == first.alerts[0].stream_time_s  # deterministic otherwise
 
 
 def test_without_a_broker_replay_leaves_nothing_in_the_outbox(demo):

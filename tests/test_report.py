@@ -6,7 +6,7 @@ import re
 import shutil
 
 import pytest
-from conftest import ROOT, SCREENSHOTS
+from conftest import ROOT, SCREENSHOTS, make_alert
 from scenario_clips import scenario_clip
 
 from detector.cli import main
@@ -137,7 +137,7 @@ def test_runs_and_svg_geometry():
     ts = [0.0, 0.5, 1.0, 1.5, 2.0]
     assert runs(ts, [False, True, True, False, True], 2.5) == [(0.5, 1.5), (2.0, 2.5)]
     track = RuleTrack("z", "illegal_parking", ts, [0, 1, 1, 1, 0], [0, 0, 1, 1, 0], ["idle", "idle", "pending", "active", "idle"])
-    svg = timeline_svg(track, 2.5, alerts=[{"event": "start", "stream_time_s": 1.5}], width=590)
+    svg = timeline_svg(track, 2.5, alerts=[make_alert(stream_time_s=1.5)], width=590)
     # plot area 90..578 px for 0..2.5 s: 195.2 px per second
     assert '<rect class="lane-active" x="382.8" y="56" width="97.6"' in svg
     assert '<line class="alert-start" x1="382.8" x2="382.8"' in svg

@@ -1,4 +1,4 @@
-"""LiveSource against a real RTSP server (gst-rtsp-server): sampling on stream time, keyframe-only
+"""Live sources against a real RTSP server (gst-rtsp-server): sampling on stream time, keyframe-only
 decoding, and every stream fault: closed, frozen, wrong credentials, unreachable, resolution change."""
 
 import logging
@@ -10,7 +10,7 @@ import pytest
 from rtsp_server import PASSWORD, USER, RtspServer, gst_available, make_h264_clip
 
 from detector.backoff import Backoff
-from detector.capture.rtsp_source import LiveSource
+from detector.capture import FrameSource, open_source
 
 ROOT = Path(__file__).resolve().parent.parent
 GENERATED = ROOT / "sample_videos" / "generated" / "rtsp"
@@ -30,14 +30,15 @@ def vtest_clip(**kwargs) -> Path:
     return make_h264_clip(source, GENERATED / name, **kwargs)
 
 
-def pull(source: LiveSource, seconds: float, until=None) -> list:
+def pull(source: FrameSource, seconds: float, until=None) -> list:
     frames, deadline = [], time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        frame = source.next_frame(0.2)
+    for frame in source.frames(timeout_s=0.2):
         if frame is not None:
             frames.append(frame)
             if until is not None and until(frame):
                 break
+        if time.monotonic() >= deadline:
+            break
     return frames
 
 
@@ -54,40 +55,40 @@ def server():
 
 def test_sampled_frames_on_stream_time_and_keyframes_only(server):
     """5 fps out of a 10 fps stream: ts steps of 0.2 s; keyframes only (1 per s): only keyframes decoded."""
-    full = LiveSource(server.url, 5.0, name="full").start()
-    keys = LiveSource(server.url, 5.0, name="keys", keyframes_only=True).start()
+    full = open_source(server.url, 5.0, live=True, name="full")
+    keys = open_source(server.url, 5.0, live=True, name="keys", keyframes_only=True)
     try:
         got_full, got_keys = pull(full, 5.0), pull(keys, 0.1)
         time.sleep(max(0.0, 5.0 - 0.1))
         got_keys += pull(keys, 0.5)
     finally:
-        full.stop(), keys.stop()
+        full.close(), keys.close()
     steps = {round(b.ts - a.ts, 3) for a, b in zip(got_full, got_full[1:], strict=False)}
     assert len(got_full) >= 15 and steps == {0.2}, steps
-    assert got_full[0].image.shape == (576, 768, 3) and full.size == (768, 576)
+    assert got_full[0].image.shape == (576, 768, 3) and full.stats.size == (768, 576)
     # keyframe-only decoding: about 1 decoded frame per second of stream, all on whole seconds
-    assert keys.decoded <= full.decoded / 5 and keys.decoded >= 3
+    assert keys.stats.decoded <= full.stats.decoded / 5 and keys.stats.decoded >= 3
     assert all(abs(f.ts - round(f.ts)) < 0.05 for f in got_keys)
-    assert full.reconnects == 0 and full.state == "connected" and full.last_error is None
+    assert full.stats.reconnects == 0 and full.stats.state == "connected" and full.stats.last_error is None
 
 
 def test_server_killed_and_restarted_at_another_resolution(server, caplog):
     """Closed stream -> one stream_lost, reconnect with backoff, the outage cut out of stream time."""
     caplog.set_level(logging.INFO, "detector.capture.rtsp_source")
-    source = LiveSource(server.url, 2.0, name="cam", backoff=Backoff(0.2, 1.0)).start()
+    source = open_source(server.url, 2.0, live=True, name="cam", backoff=Backoff(0.2, 1.0))
     try:
         before = pull(source, 10.0, until=lambda f: f.ts >= 2.0)
         server.kill()
         time.sleep(3.0)  # several failed attempts (connection refused) during the outage
-        assert not source.connected and source.state == "reconnecting"
+        assert source.stats.state == "reconnecting"
         server.start(vtest_clip(width=384, height=288))
         after = pull(source, 10.0, until=lambda f: f.image.shape[0] == 288)
         after += pull(source, 1.2)
     finally:
-        source.stop()
+        source.close()
     lost, restored = events(caplog, "stream_lost"), events(caplog, "stream_restored")
     assert len(lost) == 1 and lost[0].kv["reason"] == "source closed the stream"
-    assert len(restored) == 1 and source.reconnects == 1
+    assert len(restored) == 1 and source.stats.reconnects == 1
     assert [r.kv["size"] for r in events(caplog, "resolution_changed")] == ["384x288"]
     first_new = next(f for f in after if f.image.shape[0] == 288)
     assert first_new.gap_before_s >= 3.0  # the outage is a gap, not stream time
@@ -98,41 +99,40 @@ def test_server_killed_and_restarted_at_another_resolution(server, caplog):
 def test_frozen_server_is_detected_by_the_read_timeout(server, caplog):
     """SIGSTOP: the connection stays open, no data: lost within read_timeout_s, back after SIGCONT."""
     caplog.set_level(logging.INFO, "detector.capture.rtsp_source")
-    source = LiveSource(server.url, 2.0, name="cam", read_timeout_s=2.0, backoff=Backoff(0.2, 0.5)).start()
+    source = open_source(server.url, 2.0, live=True, name="cam", read_timeout_s=2.0, backoff=Backoff(0.2, 0.5))
     try:
         pull(source, 10.0, until=lambda f: f.ts >= 3.0)
         server.freeze()
         frozen_at = time.monotonic()
-        while source.connected and time.monotonic() - frozen_at < 10:
+        while source.stats.state == "connected" and time.monotonic() - frozen_at < 10:
             time.sleep(0.05)
         detected_s = time.monotonic() - frozen_at
         server.thaw()
         after = pull(source, 10.0, until=lambda f: f.gap_before_s > 0)
     finally:
         server.thaw()
-        source.stop()
+        source.close()
     lost = events(caplog, "stream_lost")
     assert len(lost) == 1 and lost[0].kv["reason"].startswith("no data for 2 s")
     assert detected_s <= 2.0 + 1.0, detected_s  # the read timeout, plus the frames already on their way
-    assert after and after[-1].gap_before_s >= 1.5 and source.reconnects == 1  # frozen ~2 s, then reconnected
+    assert after and after[-1].gap_before_s >= 1.5 and source.stats.reconnects == 1  # frozen ~2 s, then reconnected
 
 
 def test_wrong_credentials_and_unreachable_host_are_logged_once_without_secrets(caplog):
     caplog.set_level(logging.DEBUG, "detector.capture.rtsp_source")
     server = RtspServer(vtest_clip(), auth=True).start()
-    wrong = LiveSource(server.url_with(USER, "not-" + PASSWORD), 2.0, backoff=Backoff(0.05, 0.2)).start()
-    dead = LiveSource(server.url_with(USER, PASSWORD).replace(str(server.port), "1"), 2.0, backoff=Backoff(0.05, 0.2))
-    dead.start()
-    good = LiveSource(server.url_with(USER, PASSWORD), 2.0).start()
+    wrong = open_source(server.url_with(USER, "not-" + PASSWORD), 2.0, live=True, backoff=Backoff(0.05, 0.2))
+    dead = open_source(server.url_with(USER, PASSWORD).replace(str(server.port), "1"), 2.0, live=True, backoff=Backoff(0.05, 0.2))
+    good = open_source(server.url_with(USER, PASSWORD), 2.0, live=True)
     try:
         frames = pull(good, 10.0, until=lambda f: True)
         time.sleep(1.5)
-        assert frames and good.connected
-        assert not wrong.connected and wrong.last_error == "authorization failed (wrong user or password)"
-        assert not dead.connected and dead.last_error == "connection refused"
+        assert frames and good.stats.state == "connected"
+        assert wrong.stats.state == "connecting" and wrong.stats.last_error == "authorization failed (wrong user or password)"
+        assert dead.stats.state == "connecting" and dead.stats.last_error == "connection refused"
     finally:
         for s in (wrong, dead, good):
-            s.stop()
+            s.close()
         server.kill()
     attempts = [r for r in caplog.records if "still down" in r.getMessage()]
     assert len(attempts) >= 4  # retried, at debug level only

@@ -6,10 +6,16 @@ import pytest
 from detector.config.schema import RoleClasses, ViolationType
 from detector.detections import Detections
 from detector.rules.roles import STATIC_OBJECT_LABEL, RoleMap
-from detector.rules.violations import RULES
+from detector.rules.violations import ROLES as ALL_ROLES
+from detector.rules.violations import RULE_TYPES, RULES
 
-COCO = ["person", "car", "truck", "umbrella", "orange", "bottle", "dog"]
-ROLES = RoleMap.build(COCO, RoleClasses())
+
+def role_map(names, roles: RoleClasses | None = None) -> RoleMap:
+    return RoleMap.build(names, ALL_ROLES, (roles or RoleClasses()).model_dump())
+
+
+COCO = ["person", "bicycle", "car", "motorcycle", "truck", "umbrella", "orange", "bottle", "dog"]
+ROLES = role_map(COCO)
 
 
 def tracks(*rows) -> Detections:
@@ -57,24 +63,30 @@ CASES = {
     ),
     "static new object": (ViolationType.STRAY_GARBAGE, [(STATIC_OBJECT_LABEL, [300, 300, 340, 320], STILL)], [True]),
     "a dog is not garbage": (ViolationType.STRAY_GARBAGE, [("dog", [300, 300, 340, 330], STILL)], [False]),
+    "parked bicycle": (ViolationType.NONMOTOR_PARKING, [("bicycle", [0, 0, 50, 30], STILL)], [True]),
+    "parked e-bike (COCO: motorcycle)": (ViolationType.NONMOTOR_PARKING, [("motorcycle", [0, 0, 50, 30], STILL)], [True]),
+    "ridden bicycle": (ViolationType.NONMOTOR_PARKING, [("bicycle", [0, 0, 50, 30], MOVING)], [False]),
+    "a parked car is not a two-wheeler": (ViolationType.NONMOTOR_PARKING, [("car", [0, 0, 50, 30], STILL)], [False]),
+    "a motorcycle is not illegal_parking": (ViolationType.ILLEGAL_PARKING, [("motorcycle", [0, 0, 50, 30], STILL)], [False]),
 }
 
 
 @pytest.mark.parametrize("violation, rows, expected", CASES.values(), ids=CASES.keys())
 def test_candidates(violation, rows, expected):
     t = tracks(*rows)
-    assert RULES[violation](t, np.ones(len(t), bool), ROLES).tolist() == expected
+    assert RULES[violation].candidates(t, np.ones(len(t), bool), ROLES).tolist() == expected
 
 
 def test_outside_the_zone_is_never_a_candidate():
     t = tracks(("car", [0, 0, 50, 30], STILL))
-    assert RULES[ViolationType.ILLEGAL_PARKING](t, np.zeros(1, bool), ROLES).tolist() == [False]
+    for rule in RULE_TYPES:
+        assert rule.candidates(t, np.zeros(1, bool), ROLES).tolist() == [False], rule.type
 
 
 def test_custom_model_classes_map_to_roles():
-    roles = RoleMap.build(
+    roles = role_map(
         ["trash_bag", "stall", "van"],
-        RoleClasses(vehicle=("van",), vendor=("stall",), garbage=("trash_bag",), vending_item=(), person=()),
+        RoleClasses(vehicle=("van",), vendor=("stall",), garbage=("trash_bag",), vending_item=(), person=(), nonmotor=()),
     )
     assert roles.unknown == ()
     assert roles.has("garbage", np.array([0, 3])).tolist() == [True, True]  # trash_bag and static_object
@@ -83,5 +95,26 @@ def test_custom_model_classes_map_to_roles():
 
 
 def test_names_the_model_lacks_are_reported():
-    roles = RoleMap.build(["person", "car"], RoleClasses())
+    roles = role_map(["person", "car"])
     assert "roles.vehicle: truck" in roles.unknown and "roles.person: person" not in roles.unknown
+
+
+def test_the_registry_is_the_one_list_of_types():
+    """Config enum, defaults, roles and scoring all come from RULE_TYPES."""
+    from detector.config.schema import DEFAULT_VIOLATIONS, ViolationDefaults
+    from detector.scoring import VIOLATION_TYPES
+
+    types = [rule.type for rule in RULE_TYPES]
+    assert [t.value for t in ViolationType] == types == list(VIOLATION_TYPES) == list(ViolationDefaults.model_fields)
+    assert DEFAULT_VIOLATIONS[ViolationType.NONMOTOR_PARKING].dwell_s == RULES["nonmotor_parking"].defaults.dwell_s
+    assert set(RoleClasses.model_fields) == {role.name for rule in RULE_TYPES for role in (*rule.roles, *rule.context_roles)}
+    assert [rule.type for rule in RULE_TYPES if rule.uses_static_objects()] == ["stray_garbage"]
+
+
+def test_the_alert_schema_lists_every_type():
+    import json
+
+    from conftest import ROOT
+
+    schema = json.loads((ROOT / "docs/alert.schema.json").read_text())
+    assert schema["properties"]["type"]["enum"] == [rule.type for rule in RULE_TYPES]

@@ -15,8 +15,9 @@ ROOT = Path(__file__).resolve().parent.parent
 VTEST = ROOT / "sample_videos" / "clips" / "vtest.avi"
 FRUITS = ROOT / "sample_videos" / "stills" / "fruits.jpg"
 
-pytestmark = pytest.mark.skipif(not (VTEST.exists() and FRUITS.exists()),
-                                reason="assets not fetched (python scripts/fetch_assets.py)")
+pytestmark = pytest.mark.skipif(
+    not (VTEST.exists() and FRUITS.exists()), reason="assets not fetched (python scripts/fetch_assets.py)"
+)
 
 
 def _load_generator():
@@ -40,10 +41,21 @@ def _definition(tmp_path: Path, **overrides) -> Path:
         "duration_s": 2,
         "base": {"clip": str(VTEST), "start_s": 0},
         "sprites": [
-            {"id": "crate", "source": {"image": str(FRUITS), "box": [60, 30, 512, 480]}, "appear_s": 0.5,
-             "feather_px": 0, "z": 5, "keyframes": [{"t": 0, "x": 300, "y": 400, "scale": 0.2}]},
-            {"id": "van", "source": {"clip": str(VTEST), "frame": 0, "box": [647, 42, 727, 104]}, "feather_px": 3,
-             "z": 1, "keyframes": [{"t": 0, "x": 200, "y": 400, "scale": 1.0}, {"t": 1, "x": 300, "y": 400}]},
+            {
+                "id": "crate",
+                "source": {"image": str(FRUITS), "box": [60, 30, 512, 480]},
+                "appear_s": 0.5,
+                "feather_px": 0,
+                "z": 5,
+                "keyframes": [{"t": 0, "x": 300, "y": 400, "scale": 0.2}],
+            },
+            {
+                "id": "van",
+                "source": {"clip": str(VTEST), "frame": 0, "box": [647, 42, 727, 104]},
+                "feather_px": 3,
+                "z": 1,
+                "keyframes": [{"t": 0, "x": 200, "y": 400, "scale": 1.0}, {"t": 1, "x": 300, "y": 400}],
+            },
         ],
         "ground_truth": GROUND_TRUTH,
     }
@@ -83,6 +95,7 @@ def test_sprites_placed_as_declared(tmp_path):
     # With feather 0 the crate's pixels are pasted (to rounding) (it is on top: z 5 over the van's z 1).
     pixels, _ = gen.cut_sprite(crate.source, 0)
     import cv2
+
     expected = cv2.resize(pixels, (x2 - x1, y2 - y1), interpolation=cv2.INTER_AREA)
     expected = np.clip(expected + 0.5, 0, 255).astype(np.uint8)
     assert np.abs(frames[5][y1:y2, x1:x2].astype(int) - expected).max() <= 1
@@ -101,8 +114,17 @@ def test_sprites_placed_as_declared(tmp_path):
 def _van_mask(van, t, shape):
     mask = np.zeros(shape, bool)
     x1, y1, x2, y2 = gen.sprite_box(van, t)
-    mask[max(y1, 0):y2, max(x1, 0):x2] = True
+    mask[max(y1, 0) : y2, max(x1, 0) : x2] = True
     return mask
+
+
+def test_polygon_mask_cuts_the_outline():
+    triangle = gen.SpriteSource(
+        clip=None, image=str(FRUITS), frame=0, box=(60, 30, 260, 230), mask_polygon=((60, 30), (259, 30), (60, 229))
+    )
+    pixels, alpha = gen.cut_sprite(triangle, 0)
+    assert pixels.shape[:2] == alpha.shape == (200, 200)
+    assert alpha[10, 10] == 1.0 and alpha[190, 190] == 0.0  # inside / outside the hypotenuse
 
 
 def test_disappear_removes_sprite(tmp_path):
@@ -153,10 +175,30 @@ def test_generated_ground_truth_loads_with_scoring(tmp_path):
     [
         ({"duration_s": 100}, "duration_s must be in"),
         ({"ground_truth": {"events": "none"}}, "ground_truth.events must be a list"),
-        ({"sprites": [{"id": "x", "source": {"image": "a.png", "clip": "b.avi", "box": [0, 0, 1, 1]}, "keyframes": []}]},
-         "exactly one of clip or image"),
-        ({"sprites": [{"id": "x", "source": {"image": "a.png", "box": [5, 0, 1, 1]}, "keyframes": [{"t": 0, "x": 0, "y": 0}]}]},
-         "x2 > x1"),
+        (
+            {"sprites": [{"id": "x", "source": {"image": "a.png", "clip": "b.avi", "box": [0, 0, 1, 1]}, "keyframes": []}]},
+            "exactly one of clip or image",
+        ),
+        (
+            {
+                "sprites": [
+                    {"id": "x", "source": {"image": "a.png", "box": [5, 0, 1, 1]}, "keyframes": [{"t": 0, "x": 0, "y": 0}]}
+                ]
+            },
+            "x2 > x1",
+        ),
+        (
+            {
+                "sprites": [
+                    {
+                        "id": "x",
+                        "source": {"image": "a.png", "box": [0, 0, 9, 9], "mask": {"polygon": [[0, 0], [5, 5]]}},
+                        "keyframes": [{"t": 0, "x": 0, "y": 0}],
+                    }
+                ]
+            },
+            "polygon needs at least 3 points",
+        ),
     ],
 )
 def test_bad_definitions(tmp_path, override, message):
@@ -168,8 +210,16 @@ def test_committed_scenarios_load_and_carry_ground_truth():
     from detector.scoring import parse_ground_truth
 
     names = sorted(p.stem for p in gen.SCENARIO_DIR.glob("*.yaml"))
-    assert {"parking-stop", "parking-brief", "vending-stall", "vending-person-only", "garbage-drop",
-            "garbage-pickup"} <= set(names)
+    assert {
+        "parking-stop",
+        "parking-brief",
+        "vending-stall",
+        "vending-person-only",
+        "garbage-drop",
+        "garbage-pickup",
+        "nonmotor-parked",
+        "nonmotor-ridden",
+    } <= set(names)
     for name in names:
         scenario = gen.load_definition(name)
         assert scenario.duration_s <= 75

@@ -4,6 +4,7 @@ import json
 import math
 
 import pytest
+from conftest import make_alert
 
 from detector.errors import ConfigError
 from detector.scoring import (
@@ -17,7 +18,7 @@ from detector.scoring import (
     score,
 )
 
-P, V, G = "illegal_parking", "street_vending", "stray_garbage"
+P, V, G, N = "illegal_parking", "street_vending", "stray_garbage", "nonmotor_parking"
 
 
 def alarm(kind, t, zone="z1", camera=None):
@@ -52,8 +53,14 @@ CASES = [
     ("overlapping events", [alarm(P, 30), alarm(P, 90)], [gt(P, 60), gt(P, 10)], 10, (2, 0, 0), (25, 30)),
     ("second event missed", [alarm(P, 30)], [gt(P, 10, 40), gt(P, 60)], 10, (1, 0, 1), (20, 20)),
     ("mixed types", [alarm(P, 30), alarm(V, 40), alarm(G, 50)], [gt(P, 10), gt(V, 10)], 10, (2, 1, 0), (25, 30)),
-    ("latency median of three", [alarm(P, 12), alarm(V, 30), alarm(G, 100)], [gt(P, 10), gt(V, 10), gt(G, 10)], 10,
-     (3, 0, 0), (20, 90)),
+    (
+        "latency median of three",
+        [alarm(P, 12), alarm(V, 30), alarm(G, 100)],
+        [gt(P, 10), gt(V, 10), gt(G, 10)],
+        10,
+        (3, 0, 0),
+        (20, 90),
+    ),
 ]
 
 
@@ -98,23 +105,23 @@ def test_per_type_rows_and_report():
     assert (parking.tp, parking.fp, parking.fn) == (1, 0, 0)
     assert (vending.tp, vending.fp, vending.fn) == (0, 0, 1)
     assert (garbage.tp, garbage.fp, garbage.fn) == (0, 1, 0)
-    assert [r.type for r in result.rows] == [P, V, G, "all"]
+    assert [r.type for r in result.rows] == [P, V, G, N, "all"]
     report = format_report(result)
     lines = report.splitlines()
     assert lines[0].split()[:6] == ["type", "gt", "alarms", "tp", "fp", "fn"]
-    assert len({len(line) for line in lines[:7] if not line.startswith("-")}) == 1  # fixed width
+    assert len({len(line) for line in lines[:8] if not line.startswith("-")}) == 1  # fixed width
     assert "misses (no alarm):" in report and "false alarms:" in report and "matches:" in report
     assert "-" in lines[3].split()  # vending precision undefined
 
 
 def test_payloads_only_start_counts_and_other_cameras_ignored():
-    payloads = [
-        {"event": "start", "type": P, "zone": "z1", "stream_time_s": 30.0, "camera": "cam", "id": "a"},
-        {"event": "update", "type": P, "zone": "z1", "stream_time_s": 330.0, "camera": "cam", "id": "a"},
-        {"event": "end", "type": P, "zone": "z1", "stream_time_s": 400.0, "camera": "cam", "id": "a"},
-        {"event": "start", "type": P, "zone": "z1", "stream_time_s": 31.0, "camera": "other", "id": "b"},
+    alerts = [
+        make_alert(event="start", type=P, zone="z1", stream_time_s=30.0, camera="cam", id="a"),
+        make_alert(event="update", type=P, zone="z1", stream_time_s=330.0, camera="cam", id="a", seq=2),
+        make_alert(event="end", type=P, zone="z1", stream_time_s=400.0, camera="cam", id="a", seq=3),
+        make_alert(event="start", type=P, zone="z1", stream_time_s=31.0, camera="other", id="b"),
     ]
-    result = score(payloads, GroundTruth((gt(P, 10),), camera="cam"))
+    result = score(alerts, GroundTruth((gt(P, 10),), camera="cam"))
     assert (result.overall.tp, result.overall.fp, result.overall.fn) == (1, 0, 0)
     assert result.ignored_cameras == ("other",)
     assert "ignored alarms of other cameras: other" in format_report(result)
@@ -178,18 +185,20 @@ def test_parse_ground_truth_empty_events_none():
 
 
 def test_load_events_skips_bad_lines(tmp_path):
-    good = {"event": "start", "type": P, "zone": "z", "stream_time_s": 3.5}
+    good = make_alert(zone="z", stream_time_s=3.5)
+    line = good.to_bytes().decode()
     path = tmp_path / "events.jsonl"
     path.write_text(
-        "\n".join([json.dumps(good), "", "not json", "[1]", json.dumps({"event": "start", "type": P}),
-                   json.dumps({**good, "stream_time_s": "3"}), json.dumps(good)]) + "\n"
-    )
+        "\n".join([line, "", "not json", "[1]", json.dumps({"event": "start", "type": P}),
+                   line.replace('"stream_time_s":3.5', '"stream_time_s":"3"'), line]) + "\n"
+    )  # fmt: skip
     warnings: list[str] = []
-    payloads = load_events(path, warnings=warnings)
-    assert payloads == [good, good]
+    alerts = load_events(path, warnings=warnings)
+    assert alerts == [good, good]
     assert len(warnings) == 4
     assert warnings[0].startswith(f"{path}:3: not JSON")
-    assert "missing field(s) stream_time_s" in warnings[2]
+    assert "schema must be 'detector.alert/1'" in warnings[2]
+    assert "stream_time_s must be a number" in warnings[3]
     with pytest.raises(ValueError, match=r":3: not JSON"):
         load_events(path, strict=True)
 

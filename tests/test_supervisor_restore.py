@@ -1,6 +1,7 @@
-"""Open alerts across a worker restart, as tables: Debouncer.restore + AlertFactory.restore, the
-state file the worker keeps (OpenAlerts), and the cross-process inference slots."""
+"""Open alerts across a worker restart, as tables: Debouncer.restore, the factory continuing a
+reopened alert, the state file OpenAlerts keeps, and the cross-process inference slots."""
 
+import fcntl
 import json
 import subprocess
 import sys
@@ -9,13 +10,15 @@ from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pytest
+from conftest import make_alert
 
-from detector.alerts.payload import AlertFactory, Provenance
-from detector.budget import InferenceSlots, create_slots, max_concurrent
+from detector.alerts import AlertFactory, OpenAlert, OpenAlerts, Provenance
+from detector.budget import GatedDetector, InferenceSlots, create_slots, max_concurrent
 from detector.config.schema import ViolationSettings, ViolationType
+from detector.detect import Detector
+from detector.detections import Detections
 from detector.rules.debounce import Candidate, Debouncer, State
 from detector.rules.engine import ZoneEvent
-from detector.run import OpenAlerts
 
 SETTINGS = ViolationSettings(dwell_s=10, grace_s=3, clear_s=5, cooldown_s=20, update_s=30)
 HERE = (0.10, 0.10, 0.20, 0.20)
@@ -60,39 +63,33 @@ def test_restored_end_cools_down_its_objects():
 
 def test_alert_factory_continues_the_restored_id_and_seq():
     origin = datetime(2026, 5, 1, 8, 0, tzinfo=UTC)
-    factory = AlertFactory(Provenance("s", "c", "m", "x", "y"), lambda ts: origin + timedelta(seconds=ts), None)
-    factory.restore("gate", "illegal_parking", "01aa-old", 3, "2026-05-01T07:00:00.000Z")
+    open_alerts = OpenAlerts()
+    open_alerts.reopen(OpenAlert("gate", "illegal_parking", "01aa-old", 3, "2026-05-01T07:00:00.000Z", ()))
+    factory = AlertFactory(Provenance("s", "c", "m", "x", "y"), lambda ts: origin + timedelta(seconds=ts), None, open_alerts)
     d = restored()
     transitions = [t for ts in range(0, 6) for t in d.update(float(ts), [])]
-    payload = factory.build(
-        ZoneEvent("gate", ViolationType.ILLEGAL_PARKING, transitions[0]), np.zeros((4, 4, 3), np.uint8), np.zeros((4, 2)), {}
-    )
-    assert (payload["id"], payload["seq"], payload["event"]) == ("01aa-old", 4, "end")
-    assert payload["first_seen_at"] == "2026-05-01T07:00:00.000Z" and payload["at"] == "2026-05-01T08:00:05.000Z"
+    event = ZoneEvent("gate", ViolationType.ILLEGAL_PARKING, np.zeros((4, 2), np.float32), transitions[0])
+    alert = factory.build(event, np.zeros((4, 4, 3), np.uint8), 0.0)
+    assert (alert.id, alert.seq, alert.event) == ("01aa-old", 4, "end")
+    assert alert.first_seen_at == "2026-05-01T07:00:00.000Z" and alert.at == "2026-05-01T08:00:05.000Z"
+    assert len(open_alerts) == 0  # the end closed it
 
 
 def test_open_alerts_file_follows_start_update_end(tmp_path):
     path = tmp_path / "state" / "cam.json"
-    sink = OpenAlerts(path)
+    book = OpenAlerts(path)
 
     def event(kind, seq):
-        return {
-            "zone": "gate",
-            "type": "illegal_parking",
-            "id": "A",
-            "seq": seq,
-            "event": kind,
-            "first_seen_at": "2026-05-01T07:00:00.000Z",
-            "objects": [{"label": "car", "score": 0.8, "box": list(HERE)}],
-        }
+        book.record(make_alert(zone="gate", id="A", seq=seq, event=kind))
+        book.save()
 
-    sink.emit(event("start", 1))
-    sink.emit(event("update", 2))
-    assert [(a["id"], a["seq"]) for a in OpenAlerts(path).alerts.values()] == [("A", 2)]
-    sink.emit(event("end", 3))
+    event("start", 1)
+    event("update", 2)
+    assert [(a.id, a.seq) for a in OpenAlerts(path).saved()] == [("A", 2)]
+    event("end", 3)
     assert json.loads(path.read_text()) == {"open": []}
     path.write_text("{not json")
-    assert OpenAlerts(path).alerts == {}  # unreadable: logged, nothing restored, no crash
+    assert OpenAlerts(path).saved() == []  # unreadable: logged, nothing restored, no crash
 
 
 def test_inference_slots_limit_processes_and_survive_a_killed_holder(tmp_path):
@@ -120,29 +117,50 @@ def test_inference_slots_limit_processes_and_survive_a_killed_holder(tmp_path):
     assert max_concurrent("auto", 1) >= 1 and max_concurrent(3, 1) == 3 and max_concurrent("auto", 64) == 1
 
 
+class SlotProbe(Detector):
+    """A model that finds nothing and notes, per call, whether the only inference slot was held."""
+
+    def __init__(self, slot_file) -> None:
+        self.slot_file, self.held = slot_file, []
+
+    def detect(self, image):
+        return self.detect_batch([image])[0]
+
+    def detect_batch(self, images):
+        with open(self.slot_file) as other:  # a second open file: its flock conflicts with the holder's
+            try:
+                fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                self.held.append(False)
+            except BlockingIOError:
+                self.held.append(True)
+        return [Detections.empty() for _ in images]
+
+
+def test_a_gated_batch_holds_one_inference_slot(tmp_path):
+    folder = create_slots(tmp_path / "slots", 1)
+    probe = SlotProbe(folder / "slot-0")
+    gated = GatedDetector(probe, InferenceSlots(folder))
+    assert len(gated.detect_batch([np.zeros((4, 4, 3), np.uint8)] * 3)) == 3
+    gated.detect(np.zeros((4, 4, 3), np.uint8))
+    assert probe.held == [True, True]
+
+
 def test_restored_alert_shows_in_the_zone_state_with_its_id(tmp_path):
-    """What the retained MQTT zone state publishes right after a worker restart."""
+    """What the retained MQTT zone state publishes right after a worker restart; an alert of a
+    zone no longer configured is dropped from the state file."""
     import os
 
     from conftest import ROOT, asset
 
+    from detector.capture import Frame
     from detector.config import load_config
-    from detector.detect import open_model
-    from detector.run import restore_open_alerts
+    from detector.detections import Detections
     from detector.worker import CameraPipeline
 
     os.chdir(ROOT)
     config = load_config(ROOT / "configs/demo.yaml")
-    model = open_model(config.model.model_copy(update={"path": asset("models/yolox_nano.onnx")}), 0.35, 0.5)
-    pipeline = CameraPipeline(
-        config,
-        config.cameras[0],
-        model,
-        sinks=[],
-        wall_of=lambda ts: datetime(2026, 1, 1, tzinfo=UTC),
-        evidence=None,
-        config_sha256="x",
-    )
+    config = config.model_copy(update={"model": config.model.model_copy(update={"path": asset("models/yolox_nano.onnx")})})
+    path = tmp_path / "state.json"
     saved = {
         "zone": "van-no-parking",
         "type": "illegal_parking",
@@ -151,7 +169,13 @@ def test_restored_alert_shows_in_the_zone_state_with_its_id(tmp_path):
         "first_seen_at": "2026-01-01T00:00:00.000Z",
         "objects": [{"label": "truck", "score": 0.7, "box": [0.85, 0.08, 0.94, 0.17]}],
     }
-    assert restore_open_alerts(pipeline, [saved]) == 1
-    states = pipeline.zone_states()
+    path.write_text(json.dumps({"open": [saved, {**saved, "zone": "gone", "id": "dropped"}]}))
+    pipeline = CameraPipeline.build(
+        config, config.cameras[0], wall_of=lambda ts: datetime(2026, 1, 1, tzinfo=UTC), open_alerts=OpenAlerts(path)
+    )
+    assert [a.id for a in pipeline.restore_open_alerts()] == ["a-restored-id"]
+    assert [a["id"] for a in json.loads(path.read_text())["open"]] == ["a-restored-id"]
+    result = pipeline.track_and_judge(Detections.empty(), Frame(np.zeros((576, 768, 3), np.uint8), 0.0, 0))
+    states = result.zone_states()
     assert states["van-no-parking"]["illegal_parking"] == {"state": "active", "alert_id": "a-restored-id"}
     assert states["crossing"]["street_vending"] == {"state": "idle", "alert_id": None}

@@ -118,8 +118,14 @@ def test_run_survives_stream_and_worker_faults(tmp_path, broker, monkeypatch):
         bad = wait_for(lambda: [h for h in health(collector, "broken") if h.get("last_error")], 10, "broken health")[-1]
         assert bad["stream"] != "connected" and bad["last_error"] == "authorization failed (wrong user or password)"
         assert status(collector, "broken")[-1] == "online"
-        good = wait_for(lambda: [h for h in health(collector, "vtest") if h.get("fps_out")], 10, "vtest health")[-1]
+        good = wait_for(lambda: [h for h in health(collector, "vtest") if h["fps_out"] and h["open_alerts"]], 10, "vtest health")[
+            -1
+        ]
         assert good["stream"] == "connected" and good["fps_in"] > 5 and 1.0 <= good["fps_out"] <= 3.0
+        assert (good["fps"], good["reconnects"]) == (good["fps_out"], good["stream_reconnects"])  # deprecated aliases
+        assert good["open_alerts"] == 1 and good["inference_ms"] > 0 and good["size"] == "768x576" and good["state"] == "running"
+        # one meter: the message is the health file's dict plus the MQTT envelope and the aliases
+        assert set(good) - {"schema", "site", "at", "fps", "reconnects"} == set(read_health(store, "vtest"))
         out = subprocess.run(
             [sys.executable, "-m", "detector", "status", str(config)], cwd=ROOT, capture_output=True, text=True, timeout=30
         ).stdout
@@ -144,7 +150,7 @@ def test_run_survives_stream_and_worker_faults(tmp_path, broker, monkeypatch):
         time.sleep(8)
         server.start()
         wait_for(
-            lambda: (h := read_health(store, "vtest")) and h["reconnects"] >= 1 and h["stream"] == "connected",
+            lambda: (h := read_health(store, "vtest")) and h["stream_reconnects"] >= 1 and h["stream"] == "connected",
             20,
             "vtest reconnected",
         )

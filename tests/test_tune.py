@@ -10,6 +10,7 @@ import pytest
 from conftest import ROOT
 from scenario_clips import scenario_clip
 
+from detector import worker as worker_module
 from detector.cli import main
 from detector.config import ViolationType, load_config
 from detector.errors import ConfigError
@@ -17,7 +18,7 @@ from detector.operator import cache as cache_module
 from detector.operator import sweep
 from detector.operator.cache import cached_detections
 from detector.operator.rules_only import replay_rules
-from detector.replay import model_threshold, replay
+from detector.replay import replay
 
 ORIGIN = datetime(2024, 5, 6, 8, 0, tzinfo=UTC)
 
@@ -47,7 +48,7 @@ def test_dwell_sweep_gives_the_expected_recall_per_row(setup, monkeypatch):
     assert first.frames == 90
 
     # the same inputs again: detections from the cache (the model is not even opened), same table
-    monkeypatch.setattr(cache_module, "open_model", lambda *a, **k: pytest.fail("the model ran despite the cache"))
+    monkeypatch.setattr(worker_module, "open_model", lambda *a, **k: pytest.fail("the model ran despite the cache"))
     second = run_sweep(config, clip, cache_dir, "dwell_s=10,20,40")
     assert second.built == 0 and second.model_s == 0.0
     assert sweep.format_table(second) == sweep.format_table(first)
@@ -64,16 +65,16 @@ def test_rules_only_replay_equals_the_real_replay_and_is_much_faster(setup, tmp_
     started = time.perf_counter()
     real = replay(config, "parking-stop", out_dir=tmp_path, quiet=True, progress=False, start_at=ORIGIN)
     replay_s = time.perf_counter() - started
-    cache, _ = cached_detections(config, camera, clip, model_threshold(config), cache_dir)
+    cache, _ = cached_detections(config, camera, clip, config.model_threshold, cache_dir)
     started = time.perf_counter()
     cached = replay_rules(config, camera, cache, origin=ORIGIN)
     rules_s = time.perf_counter() - started
 
     def key(a):
-        return (a["event"], a["zone"], a["type"], a["stream_time_s"], a["first_seen_s"], a["at"], a["confidence"], a["objects"])
+        return (a.event, a.zone, a.type, a.stream_time_s, a.first_seen_s, a.at, a.confidence, a.objects)
 
     assert [key(a) for a in cached] == [key(a) for a in real.alerts]
-    assert [a["stream_time_s"] for a in real.alerts] == [29.5]
+    assert [a.stream_time_s for a in real.alerts] == [29.5]
     print(f"\nreplay {replay_s:.2f} s, rules-only over cached detections {rules_s:.3f} s: {replay_s / rules_s:.0f}x")
     assert replay_s / rules_s > 10
 

@@ -19,7 +19,7 @@ if importlib.util.find_spec("ultralytics") is not None:
     os.environ.setdefault("YOLO_CONFIG_DIR", tempfile.mkdtemp(prefix="yolo-config-"))
 pytest.importorskip("ultralytics")
 
-from detector.capture import FileSource  # noqa: E402
+from detector.capture import open_source  # noqa: E402
 from detector.config.schema import ModelConfig  # noqa: E402
 from detector.detect import open_model  # noqa: E402
 from detector.errors import ModelError  # noqa: E402
@@ -40,7 +40,7 @@ MIN_SCORE, NMS_IOU = 0.25, 0.5
 @pytest.fixture(scope="module")
 def frames() -> list[np.ndarray]:
     """Five frames spread over vtest.avi (pedestrians, the parked van and car)."""
-    return [frame.image for frame in FileSource(CLIP).frames(0.0625)][:5]
+    return [frame.image for frame in open_source(CLIP, 0.0625).frames()][:5]
 
 
 @pytest.fixture(scope="module")
@@ -116,3 +116,15 @@ def test_not_a_checkpoint_is_a_model_error(tmp_path):
     bogus.write_bytes(b"this is not a torch checkpoint")
     with pytest.raises(ModelError, match="not a loadable Ultralytics model"):
         open_model(ModelConfig(path=bogus), MIN_SCORE, NMS_IOU)
+
+
+def test_detect_batch_is_detect_per_frame(backends, frames):
+    """One batch of frames of different sizes gives what detect() gives frame by frame."""
+    pt, _ = backends
+    batch = [frames[0], frames[1][100:500, 50:700], frames[2][::2, ::2]]
+    for together, image in zip(pt.detect_batch(batch), batch, strict=True):
+        alone = pt.detect(image)
+        assert together.class_id.tolist() == alone.class_id.tolist()
+        np.testing.assert_allclose(together.xyxy, alone.xyxy, atol=1e-3)
+        np.testing.assert_allclose(together.confidence, alone.confidence, atol=1e-3)
+    assert pt.detect_batch([]) == []

@@ -185,7 +185,7 @@ def test_round_trip_of_the_shipped_configs_is_exact(name):
 
 
 def test_shared_zone_list_stays_one_anchor():
-    """scenarios.yaml aliases parking-stop's zones into five cameras: an edit stays shared."""
+    """scenarios.yaml aliases parking-stop's zones into the other vtest scenario cameras: an edit stays shared."""
     text = (ROOT / "configs/scenarios.yaml").read_text()
     document = ConfigDocument(text, "scenarios.yaml")
     assert document.shared_with("parking-stop") == [
@@ -194,7 +194,11 @@ def test_shared_zone_list_stays_one_anchor():
         "vending-person-only",
         "garbage-drop",
         "garbage-pickup",
+        "nonmotor-parked",
+        "nonmotor-ridden",
     ]
+    # zones after the first three are kept as they are
+    kept = [{"orig_id": z["id"], **z} for z in yaml.safe_load(text)["cameras"][0]["zones"][3:]]
     zones = [
         {
             "orig_id": "no-parking",
@@ -208,11 +212,12 @@ def test_shared_zone_list_stays_one_anchor():
             "polygon": [[0.70, 0.83], [0.99, 0.83], [0.99, 0.99], [0.70, 0.99]],
             "violations": ["stray_garbage"],
         },
+        *kept,
     ]
     document.set_zones("parking-stop", zones)
     out = document.dump()
     cameras = {c["id"]: c for c in yaml.safe_load(out)["cameras"]}
-    assert [z["id"] for z in cameras["garbage-drop"]["zones"]] == ["no-parking", "garbage"]
+    assert [z["id"] for z in cameras["garbage-drop"]["zones"]] == ["no-parking", "garbage", *(z["id"] for z in kept)]
     assert cameras["garbage-drop"]["zones"][0]["polygon"][1] == [0.9, 0.5]
     assert (out.count("&vtest-zones"), out.count("*vtest-zones")) == (text.count("&vtest-zones"), text.count("*vtest-zones"))
     # only the edited line and the removed zone changed

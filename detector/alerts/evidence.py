@@ -7,6 +7,7 @@ import cv2
 import numpy as np
 
 from detector import draw
+from detector.alerts.alert import Snapshot
 from detector.rules.debounce import Candidate
 
 JPEG_QUALITY = 88
@@ -19,7 +20,9 @@ class EvidenceWriter:
         self.root = Path(root)
         (self.root / "evidence").mkdir(parents=True, exist_ok=True)
 
-    def write(self, alert_id: str, image: np.ndarray, polygon_px: np.ndarray, title: str, objects: tuple[Candidate, ...]) -> dict:
+    def write(
+        self, alert_id: str, image: np.ndarray, polygon_px: np.ndarray, title: str, objects: tuple[Candidate, ...]
+    ) -> Snapshot:
         canvas = image.copy()
         height, width = canvas.shape[:2]
         draw.zone(canvas, polygon_px, title, draw.AMBER)
@@ -30,4 +33,4 @@ class EvidenceWriter:
         data = encoded.tobytes()
         relative = Path("evidence") / f"{alert_id}.jpg"
         (self.root / relative).write_bytes(data)
-        return {"path": relative.as_posix(), "sha256": hashlib.sha256(data).hexdigest()}
+        return Snapshot(relative.as_posix(), hashlib.sha256(data).hexdigest())

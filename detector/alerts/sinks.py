@@ -1,14 +1,18 @@
-"""Where alert payloads go. Every sink has `emit(payload)` and `close()`."""
+"""Where alerts go. Every sink has `emit(alert)` and `close()`."""
 
-import json
+import logging
 import os
 import sys
 from pathlib import Path
 from typing import Protocol, TextIO
 
+from detector.alerts.alert import Alert
+
+log = logging.getLogger("detector.alerts")
+
 
 class Sink(Protocol):
-    def emit(self, payload: dict) -> None: ...
+    def emit(self, alert: Alert) -> None: ...
 
     def close(self) -> None: ...
 
@@ -20,10 +24,10 @@ class JsonlSink:
     def __init__(self, path: Path, append: bool = False) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._file = open(self.path, "a" if append else "w", encoding="utf-8")
+        self._file = open(self.path, "ab" if append else "wb")
 
-    def emit(self, payload: dict) -> None:
-        self._file.write(json.dumps(payload, ensure_ascii=False, separators=(",", ":")) + "\n")
+    def emit(self, alert: Alert) -> None:
+        self._file.write(alert.to_bytes() + b"\n")
         self._file.flush()
         os.fsync(self._file.fileno())
 
@@ -37,21 +41,42 @@ class ConsoleSink:
     def __init__(self, stream: TextIO = sys.stdout) -> None:
         self.stream = stream
 
-    def emit(self, payload: dict) -> None:
-        print(format_alert(payload), file=self.stream, flush=True)
+    def emit(self, alert: Alert) -> None:
+        print(format_alert(alert), file=self.stream, flush=True)
 
     def close(self) -> None:
         pass
 
 
-def format_alert(payload: dict) -> str:
+class LogSink:
+    """Each alert event as one log line (`event=alert_start id=... zone=...` in kv format)."""
+
+    def emit(self, alert: Alert) -> None:
+        log.info(
+            "%s %s %s/%s id %s seq %d",
+            alert.event.upper(),
+            alert.type,
+            alert.camera,
+            alert.zone,
+            alert.id,
+            alert.seq,
+            extra={
+                "kv": {"event": f"alert_{alert.event}", "type": alert.type, "zone": alert.zone, "id": alert.id, "seq": alert.seq}
+            },
+        )
+
+    def close(self) -> None:
+        pass
+
+
+def format_alert(alert: Alert) -> str:
     """`  62.0s START  illegal_parking  cam-01/gate  truck 0.67, car 0.71  (id 0192…, seq 1)`."""
-    objects = ", ".join(f"{o['label']} {o['score']:.2f}" for o in payload["objects"][:4]) or "-"
-    if len(payload["objects"]) > 4:
-        objects += f" +{len(payload['objects']) - 4}"
-    extra = f"  [{payload['reason']}]" if payload.get("reason") else ""
+    objects = ", ".join(f"{o.label} {o.score:.2f}" for o in alert.objects[:4]) or "-"
+    if len(alert.objects) > 4:
+        objects += f" +{len(alert.objects) - 4}"
+    extra = f"  [{alert.reason}]" if alert.reason else ""
     return (
-        f"{payload['stream_time_s']:8.1f}s {payload['event'].upper():6} {payload['type']:15} "
-        f"{payload['camera']}/{payload['zone']}  {objects}  "
-        f"(since {payload['first_seen_s']:.1f}s, id {payload['id'][:13]}, seq {payload['seq']}){extra}"
+        f"{alert.stream_time_s:8.1f}s {alert.event.upper():6} {alert.type:15} "
+        f"{alert.camera}/{alert.zone}  {objects}  "
+        f"(since {alert.first_seen_s:.1f}s, id {alert.id[:13]}, seq {alert.seq}){extra}"
     )

@@ -1,6 +1,33 @@
-"""Frame sources: recorded files now, RTSP later; all yield `Frame`s on stream time."""
+"""Frame sources: recorded files and live streams behind one interface (FrameSource), all
+yielding sampled `Frame`s on stream time with gaps cut out (StreamClock, Sampler).
+
+    FileSource   a recording, as fast as it decodes, every sampled frame, ends at its end
+                 (replay, explain, tune, check)
+    LiveSource   an RTSP camera, or a file played like one (paced, restarted at its end): a
+                 reader thread keeps the latest frame and reconnects (`detector run`)
+"""
+
+from pathlib import Path
 
 from detector.capture.file_source import FileSource
 from detector.capture.frames import Frame, Sampler, StreamClock
+from detector.capture.rtsp_source import LiveSource
+from detector.capture.source import FrameSource, SourceStats
+from detector.errors import SourceError, redact_url
+from detector.urls import is_stream_url
 
-__all__ = ["FileSource", "Frame", "Sampler", "StreamClock"]
+__all__ = ["FileSource", "Frame", "FrameSource", "LiveSource", "Sampler", "SourceStats", "StreamClock", "open_source"]
+
+
+def open_source(source: str | Path, fps: float, *, live: bool = False, **options) -> FrameSource:
+    """The opened source for a camera's `source` (a file path or a stream URL), sampled at `fps`.
+
+    `live=False`: a recording (FileSource); a stream URL raises SourceError, since it can only be
+    read as it comes. `live=True`: a LiveSource, for a URL or a file alike. `options` go to the
+    class (name, max_gap_s; LiveSource also transport, timeouts, keyframes_only, backoff).
+    """
+    if live:
+        return LiveSource(source, fps, **options).open()
+    if is_stream_url(source):
+        raise SourceError(f"{redact_url(source)} is a live stream; this needs a recorded video file")
+    return FileSource(source, fps, **options).open()

@@ -1,69 +1,82 @@
-"""Recorded video through PyAV: frames with stream time from the container's timestamps."""
+"""Recorded video through PyAV, as fast as decoding goes: every sampled frame, in order, with
+stream time from the container's timestamps, until the end of the file."""
 
 import logging
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import av
 
 from detector.capture.frames import Frame, Sampler, StreamClock, decode_packets
+from detector.capture.source import FrameSource
 from detector.errors import SourceError
 
 log = logging.getLogger(__name__)
 
 
-class FileSource:
+class FileSource(FrameSource):
     """A video file, decoded once from start to end.
 
-    `frames(fps)` yields only the frames the sampler keeps, converted to BGR; the others are
+    `frames()` yields only the frames the sampler keeps, converted to BGR; the others are
     decoded (inter-frame codecs need them) but never converted, which is most of the saving.
+    Decoding is never waited for, so it never yields None; it closes the file at its end.
     """
 
-    def __init__(self, path: str | Path, max_gap_s: float = 2.0) -> None:
+    def __init__(self, path: str | Path, fps: float, *, name: str = "", max_gap_s: float = 2.0) -> None:
         self.path = Path(path)
+        super().__init__(name or self.path.name)
+        self.fps = fps
         self.max_gap_s = max_gap_s
+        self.nominal_fps = 25.0  # the container's frame rate once opened
+        self._container = None
+
+    def open(self) -> "FileSource":
+        if self._container is not None:
+            return self
         if not self.path.is_file():
             raise SourceError(f"video file not found: {self.path}")
         try:
-            self._container = av.open(str(self.path))
+            container = av.open(str(self.path))
         except (av.FFmpegError, OSError) as exc:
             raise SourceError(f"{self.path}: cannot open video: {exc}") from None
-        if not self._container.streams.video:
-            self._container.close()
+        if not container.streams.video:
+            container.close()
             raise SourceError(f"{self.path}: contains no video stream")
-        self._stream = self._container.streams.video[0]
+        self._container, self._stream = container, container.streams.video[0]
         self._stream.thread_type = "AUTO"
         rate = self._stream.average_rate or self._stream.guessed_rate
-        self.nominal_fps = float(rate) if rate else 25.0
-        self.width = self._stream.codec_context.width
-        self.height = self._stream.codec_context.height
-        self.decode_errors = 0
-
-    @property
-    def duration_s(self) -> float | None:
+        self.nominal_fps = float(rate) if rate else self.nominal_fps
         if self._stream.duration is not None and self._stream.time_base is not None:
-            return float(self._stream.duration * self._stream.time_base)
-        if self._container.duration:
-            return self._container.duration / av.time_base
-        return None
+            self.duration_s = float(self._stream.duration * self._stream.time_base)
+        elif container.duration:
+            self.duration_s = container.duration / av.time_base
+        self._update(state="connected", size=(self._stream.codec_context.width, self._stream.codec_context.height))
+        return self
 
-    def frames(self, fps: float) -> Iterator[Frame]:
+    def frames(self, timeout_s: float | None = None) -> Iterator[Frame]:
         clock = StreamClock(1.0 / self.nominal_fps, self.max_gap_s)
-        sampler = Sampler(fps)
+        sampler = Sampler(self.fps)
         index = -1
-        timestamps = _FrameTimes(self.nominal_fps, self.path.name)
+        timestamps = _FrameTimes(self.nominal_fps, self.name)
         try:
             for av_frame in self._decode():
                 index += 1
+                self._update(decoded=index + 1, last_frame_at=time.time())
                 ts, gap = clock.advance(timestamps.seconds(av_frame.time, index))
                 if gap:
-                    log.warning("%s: %.1f s of stream missing before frame %d; timers paused", self.path.name, gap, index)
+                    log.warning("%s: %.1f s of stream missing before frame %d; timers paused", self.name, gap, index)
                 if sampler.keep(ts, gap):
                     yield Frame(image=av_frame.to_ndarray(format="bgr24"), ts=ts, index=index, gap_before_s=gap)
         finally:
-            self._container.close()
+            self.close()
         if index < 0:
             raise SourceError(f"{self.path}: no decodable video frames (corrupt or not a video?)")
+        self._update(state="ended")
+
+    def close(self) -> None:
+        if self._container is not None:
+            self._container.close()
 
     def _decode(self) -> Iterator[av.VideoFrame]:
         try:
@@ -72,7 +85,7 @@ class FileSource:
             raise SourceError(f"{self.path}: cannot read video: {exc}") from None
 
     def _count_decode_error(self) -> None:
-        self.decode_errors += 1
+        self._update(decode_errors=self.stats.decode_errors + 1)
 
 
 class _FrameTimes:

@@ -13,19 +13,24 @@ and keeps only the **latest** sampled frame: a consumer slower than the stream s
 Every new session is a discontinuity: its first frame continues stream time one frame after the
 last one and carries the outage's wall time as `gap_before_s` (StreamClock.resume). Within a
 session StreamClock cuts out timestamp jumps over max_gap_s (at least 3 keyframe intervals with
-keyframes_only). A file (no "://") is paced at its frame rate and restarts at its end, like a
-camera that reconnects.
+keyframes_only). A file (not a stream URL) is paced at its frame rate and restarts at its end,
+like a camera that reconnects: what `detector run` does with a file; `detector replay` reads
+files with FileSource instead, as fast as they decode.
 """
 
 import logging
 import threading
 import time
+from collections.abc import Iterator
+from pathlib import Path
 
 import av
 
 from detector.backoff import Backoff
 from detector.capture.frames import Frame, Sampler, StreamClock, decode_packets
+from detector.capture.source import FrameSource
 from detector.errors import redact_url
+from detector.urls import is_stream_url
 
 log = logging.getLogger(__name__)
 
@@ -47,12 +52,13 @@ class _Closed(Exception):
     pass
 
 
-class LiveSource:
-    """`start()`, then `next_frame(timeout)` -> the latest sampled Frame or None; `stop()`."""
+class LiveSource(FrameSource):
+    """`open()` starts the reader thread; `frames(timeout_s)` yields the latest sampled Frame, or
+    None when none came within timeout_s, until `close()`."""
 
     def __init__(
         self,
-        url: str,
+        url: str | Path,
         fps: float,
         *,
         name: str = "",
@@ -63,9 +69,9 @@ class LiveSource:
         backoff: Backoff | None = None,
         max_gap_s: float = 2.0,
     ) -> None:
-        self.url = url
-        self.name = name or redact_url(url)
-        self.is_file = "://" not in url
+        self.url = str(url)
+        super().__init__(name or redact_url(self.url))
+        self.is_file = not is_stream_url(url)
         self.transport = transport
         self.open_timeout_s = open_timeout_s
         self.read_timeout_s = read_timeout_s
@@ -74,15 +80,6 @@ class LiveSource:
         self.max_gap_s = max_gap_s
         self.sampler = Sampler(fps)
         self.clock: StreamClock | None = None
-        # health (read by the consumer thread; plain ints and floats, written by the reader thread)
-        self.connected = False
-        self.reconnects = 0  # successful connections after the first
-        self.last_error: str | None = None
-        self.decoded = 0
-        self.dropped = 0
-        self.decode_errors = 0
-        self.size: tuple[int, int] | None = None  # (width, height)
-        self.last_frame_at: float | None = None  # time.time() of the last decoded frame
         self._latest: Frame | None = None
         self._cond = threading.Condition()
         self._stop = threading.Event()
@@ -94,26 +91,26 @@ class LiveSource:
 
     # --- consumer side ---
 
-    def start(self) -> "LiveSource":
-        self._thread.start()
+    def open(self) -> "LiveSource":
+        if self._thread.ident is None:
+            self._thread.start()
         return self
 
-    def next_frame(self, timeout: float) -> Frame | None:
-        with self._cond:
-            if self._latest is None:
-                self._cond.wait(timeout)
-            frame, self._latest = self._latest, None
-        return frame
+    def frames(self, timeout_s: float | None = None) -> Iterator[Frame | None]:
+        while True:
+            with self._cond:
+                self._cond.wait_for(lambda: self._latest is not None or self._stop.is_set(), timeout_s)
+                if self._stop.is_set():
+                    return
+                frame, self._latest = self._latest, None
+            yield frame
 
-    def stop(self, timeout: float | None = None) -> None:
+    def close(self) -> None:
         self._stop.set()
         with self._cond:
             self._cond.notify_all()
-        self._thread.join(timeout if timeout is not None else self.read_timeout_s + 2)
-
-    @property
-    def state(self) -> str:
-        return "connected" if self.connected else ("connecting" if self._sessions == 0 else "reconnecting")
+        if self._thread.ident is not None:
+            self._thread.join(self.read_timeout_s + 2)
 
     # --- reader thread ---
 
@@ -135,7 +132,7 @@ class LiveSource:
                     self._lost(describe(exc, self.read_timeout_s))
                 finally:
                     container.close()
-            if self.is_file and self.last_error == "end of file":
+            if self.is_file and self.stats.last_error == "end of file":
                 delay = 0.0
             else:
                 delay = self.backoff.delay(attempt)
@@ -195,11 +192,10 @@ class LiveSource:
         return got
 
     def _count_decode_error(self) -> None:
-        self.decode_errors += 1
+        self._update(decode_errors=self.stats.decode_errors + 1)
 
     def _frame(self, av_frame, raw_s: float) -> None:
-        self.decoded += 1
-        self.last_frame_at = time.time()
+        self._update(decoded=self.stats.decoded + 1, last_frame_at=time.time())
         if self._resume_gap is not None:
             ts, gap = self.clock.resume(raw_s, self._resume_gap)
             self._resume_gap = None
@@ -207,42 +203,42 @@ class LiveSource:
             ts, gap = self.clock.advance(raw_s)
         if not self.sampler.keep(ts, gap):
             return
-        frame = Frame(image=av_frame.to_ndarray(format="bgr24"), ts=ts, index=self.decoded - 1, gap_before_s=gap)
+        frame = Frame(image=av_frame.to_ndarray(format="bgr24"), ts=ts, index=self.stats.decoded - 1, gap_before_s=gap)
         with self._cond:
             if self._latest is not None:
-                self.dropped += 1
+                self._update(dropped=self.stats.dropped + 1)
             self._latest = frame
             self._cond.notify()
 
     def _restored(self, width: int, height: int) -> None:
-        self.connected = True
         self._sessions += 1
-        if self._sessions > 1:
-            self.reconnects += 1
-        if self._lost_at is not None and not (self.is_file and self.last_error == "end of file"):
+        before = self.stats
+        reconnects = before.reconnects + 1 if self._sessions > 1 else 0
+        self._update(state="connected", reconnects=reconnects, size=(width, height))
+        if self._lost_at is not None and not (self.is_file and before.last_error == "end of file"):
             outage = time.monotonic() - self._lost_at
             log.info(
                 "%s: stream restored after %.1f s (%s)",
                 self.name,
                 outage,
-                self.last_error,
-                extra={"kv": {"event": "stream_restored", "outage_s": round(outage, 1), "reconnects": self.reconnects}},
+                before.last_error,
+                extra={"kv": {"event": "stream_restored", "outage_s": round(outage, 1), "reconnects": reconnects}},
             )
         self._lost_at = None
-        if self.size is not None and self.size != (width, height):
+        if before.size is not None and before.size != (width, height):
             log.info(
                 "%s: resolution changed from %dx%d to %dx%d",
                 self.name,
-                *self.size,
+                *before.size,
                 width,
                 height,
                 extra={"kv": {"event": "resolution_changed", "size": f"{width}x{height}"}},
             )
-        self.size = (width, height)
 
     def _lost(self, reason: str) -> None:
         """Once per outage at warning level; further failed attempts of the same outage at debug."""
-        was_connected, self.connected = self.connected, False
+        was_connected = self.stats.state == "connected"
+        self._update(state="reconnecting" if self._sessions else "connecting", last_error=reason)
         first = self._lost_at is None
         if first:
             self._lost_at = time.monotonic()
@@ -257,4 +253,3 @@ class LiveSource:
             )
         else:
             log.debug("%s: still down: %s", self.name, reason)
-        self.last_error = reason

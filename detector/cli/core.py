@@ -1,6 +1,7 @@
 """`detector replay | check | score`: recorded clips, configs, scores."""
 
 import argparse
+import json
 from datetime import datetime
 from pathlib import Path
 
@@ -32,7 +33,10 @@ def add_commands(commands) -> None:
     replay.set_defaults(command=_replay)
 
     check = commands.add_parser("check", help="validate a config and open its model and sources")
-    check.add_argument("config", type=Path)
+    check.add_argument("config", type=Path, nargs="?")
+    check.add_argument(
+        "--schema", action="store_true", help="print the JSON Schema of a config instead (for editors: validation, completion)"
+    )
     check.set_defaults(command=_check)
 
     score = commands.add_parser("score", help="precision, recall, F1 and alarm latency of alerts against ground truth")
@@ -60,7 +64,7 @@ def _replay(args: argparse.Namespace) -> int:
         progress=args.progress,
         on_frame=recorder.observe if recorder is not None else None,
     )
-    starts = sum(1 for a in summary.alerts if a["event"] == "start")
+    starts = sum(1 for a in summary.alerts if a.event == "start")
     speed = summary.stream_s / summary.wall_s if summary.wall_s else 0.0
     print(
         f"{summary.frames} frames, {summary.stream_s:.1f} s of stream in {summary.wall_s:.1f} s ({speed:.1f}x real time); "
@@ -76,30 +80,41 @@ def _replay(args: argparse.Namespace) -> int:
 
 
 def _check(args: argparse.Namespace) -> int:
+    if args.schema:
+        return _print_schema()
+    if args.config is None:
+        raise ConfigError("give a CONFIG (or --schema)")
+
     from detector.capture import FileSource
     from detector.config import check_files, load_config
-    from detector.detect import open_model
-    from detector.replay import model_threshold
-    from detector.rules import RoleMap
+    from detector.worker import open_configured_model, role_map
 
     config = load_config(args.config)
     check_files(config)
     zones = sum(len(c.zones) for c in config.cameras)
     print(f"config ok: site {config.site}, {len(config.cameras)} cameras, {zones} zones")
-    model = open_model(config.model, model_threshold(config), config.detect.nms_iou)
+    model = open_configured_model(config)
     print(f"model ok: {model.path} ({len(model.names)} classes, sha256 {model.digest[:12]})")
-    for unknown in RoleMap.build(model.names, config.roles).unknown:
+    for unknown in role_map(config, model.names).unknown:
         print(f"  warning: {unknown} is not a class of this model")
     for camera in config.cameras:
         if not camera.is_file:
             print(f"camera {camera.id}: {redact_url(camera.source)} (live sources are opened by `detector run`)")
             continue
-        clip = FileSource(camera.source)
-        frames = sum(1 for _ in clip.frames(fps=1.0))
+        clip = FileSource(camera.source, fps=1.0).open()
+        frames = sum(1 for _ in clip.frames())
+        width, height = clip.stats.size
         print(
-            f"camera {camera.id}: {camera.source} {clip.width}x{clip.height} @ {clip.nominal_fps:.1f} fps, "
+            f"camera {camera.id}: {camera.source} {width}x{height} @ {clip.nominal_fps:.1f} fps, "
             f"{clip.duration_s or 0:.1f} s, decodes ({frames} frames at 1 fps)"
         )
+    return 0
+
+
+def _print_schema() -> int:
+    from detector.config.reference import json_schema  # not the model and video stacks `check` loads
+
+    print(json.dumps(json_schema(), indent=2))
     return 0
 
 

@@ -1,4 +1,4 @@
-"""Typed, strict, read-only configuration (see docs/config.md for every key).
+"""Typed, strict, read-only configuration; docs/config.md (generated from it) lists every key.
 
 No I/O here: files are checked by `detector.config.load.check_files`, after validation.
 """
@@ -8,25 +8,22 @@ from pathlib import Path
 from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, create_model, field_validator, model_validator
 
 from detector.config.schedule import ScheduleWindow, parse_window
+from detector.rules.violations import ROLES, RULE_TYPES
+from detector.urls import is_stream_url
+from detector.zones.geometry import Anchor
 
 
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class ViolationType(StrEnum):
-    ILLEGAL_PARKING = "illegal_parking"
-    STREET_VENDING = "street_vending"
-    STRAY_GARBAGE = "stray_garbage"
-
-
-class Anchor(StrEnum):
-    BOTTOM_CENTER = "bottom_center"
-    CENTER = "center"
-    OVERLAP = "overlap"
+# The violation types, their default timings and the roles' classes come from the rule registry
+# (detector/rules/violations.py): a new type appears here without an edit to this file.
+ViolationType = StrEnum("ViolationType", {rule.type.upper(): rule.type for rule in RULE_TYPES})
+ViolationType.__doc__ = "A violation type of the rule registry (detector/rules/violations.py)."
 
 
 Seconds = Annotated[float, Field(ge=0)]
@@ -57,24 +54,12 @@ class TrackConfig(Strict):
     match_iou: Score = Field(0.3, description="IoU a detection needs with a track's box to continue it")
 
 
-class RoleClasses(Strict):
-    """Model class names per role. COCO names by default; map a custom model's classes here."""
-
-    vehicle: tuple[str, ...] = ("car", "truck", "bus", "motorcycle")
-    person: tuple[str, ...] = ("person",)
-    vendor: tuple[str, ...] = Field((), description="Classes that are a stall, cart or vendor by themselves")
-    vending_item: tuple[str, ...] = (
-        "umbrella",
-        "dining table",
-        "chair",
-        "bench",
-        "banana",
-        "apple",
-        "orange",
-        "broccoli",
-        "carrot",
-    )
-    garbage: tuple[str, ...] = ("bottle", "cup", "handbag", "backpack", "suitcase")
+RoleClasses = create_model(
+    "RoleClasses",
+    __base__=Strict,
+    __doc__="Model class names per role. COCO names by default; map a custom model's classes here.",
+    **{role.name: (tuple[str, ...], Field(role.coco, description=f"{role.description} (model class names)")) for role in ROLES},
+)
 
 
 class StaticObjectsConfig(Strict):
@@ -97,33 +82,39 @@ class ViolationSettings(Strict):
     min_score: Score | None = Field(None, description="Score a detection needs (default: detect.min_score)")
 
 
-DEFAULT_VIOLATIONS = {
-    # i-LIDS parked-vehicle definition: an alarm after 60 s stationary.
-    ViolationType.ILLEGAL_PARKING: ViolationSettings(dwell_s=60, grace_s=10, clear_s=20, cooldown_s=300),
-    ViolationType.STREET_VENDING: ViolationSettings(dwell_s=180, grace_s=30, clear_s=60, cooldown_s=600),
-    ViolationType.STRAY_GARBAGE: ViolationSettings(dwell_s=120, grace_s=30, clear_s=60, cooldown_s=1800),
-}
+DEFAULT_VIOLATIONS = {ViolationType(rule.type): ViolationSettings(**vars(rule.defaults)) for rule in RULE_TYPES}
+VIOLATION_KEYS = tuple(ViolationSettings.model_fields)  # the settings a zone or `detector tune` may override
 
-
-class ViolationDefaults(Strict):
-    illegal_parking: ViolationSettings = DEFAULT_VIOLATIONS[ViolationType.ILLEGAL_PARKING]
-    street_vending: ViolationSettings = DEFAULT_VIOLATIONS[ViolationType.STREET_VENDING]
-    stray_garbage: ViolationSettings = DEFAULT_VIOLATIONS[ViolationType.STRAY_GARBAGE]
+ViolationDefaults = create_model(
+    "ViolationDefaults",
+    __base__=Strict,
+    __doc__="Settings per violation type; a zone may override them.",
+    **{
+        rule.type: (ViolationSettings, Field(DEFAULT_VIOLATIONS[ViolationType(rule.type)], description=rule.summary))
+        for rule in RULE_TYPES
+    },
+)
 
 
 class ZoneConfig(Strict):
-    id: Identifier
+    id: Identifier = Field(description="Zone name, unique within its camera; goes into topics, payloads and error messages")
     polygon: tuple[tuple[float, float], ...] = Field(description="Normalised [x, y] vertices, 0..1")
-    violations: tuple[ViolationType, ...]
+    violations: tuple[ViolationType, ...] = Field(description="Violation types enforced in this zone, each listed once")
     anchor: Anchor = Field(Anchor.BOTTOM_CENTER, description="Point of the box tested against the polygon")
     overlap_min: Score = Field(0.5, description="With anchor: overlap, the fraction of the box inside the zone")
     schedule: tuple[str, ...] = Field((), description="Windows when the zone is enforced; empty = always")
-    dwell_s: Seconds | None = None
-    grace_s: Seconds | None = None
-    clear_s: Seconds | None = None
-    cooldown_s: Seconds | None = None
-    update_s: Seconds | None = None
-    min_score: Score | None = None
+    dwell_s: Seconds | None = Field(None, description="This zone's dwell_s for all its types (default: violations.TYPE.dwell_s)")
+    grace_s: Seconds | None = Field(None, description="This zone's grace_s for all its types (default: violations.TYPE.grace_s)")
+    clear_s: Seconds | None = Field(None, description="This zone's clear_s for all its types (default: violations.TYPE.clear_s)")
+    cooldown_s: Seconds | None = Field(
+        None, description="This zone's cooldown_s for all its types (default: violations.TYPE.cooldown_s)"
+    )
+    update_s: Seconds | None = Field(
+        None, description="This zone's update_s for all its types (default: violations.TYPE.update_s)"
+    )
+    min_score: Score | None = Field(
+        None, description="This zone's min_score for all its types (default: violations.TYPE.min_score, then detect.min_score)"
+    )
 
     @field_validator("polygon")
     @classmethod
@@ -158,11 +149,7 @@ class ZoneConfig(Strict):
     def settings_for(self, violation: ViolationType, defaults: ViolationDefaults, detect: DetectConfig) -> ViolationSettings:
         """The type's defaults with this zone's overrides applied; min_score always resolved."""
         base = getattr(defaults, violation.value)
-        overrides = {
-            key: getattr(self, key)
-            for key in ("dwell_s", "grace_s", "clear_s", "cooldown_s", "update_s", "min_score")
-            if getattr(self, key) is not None
-        }
+        overrides = {key: getattr(self, key) for key in VIOLATION_KEYS if getattr(self, key) is not None}
         merged = base.model_copy(update=overrides)
         if merged.min_score is None:
             merged = merged.model_copy(update={"min_score": detect.min_score})
@@ -170,9 +157,9 @@ class ZoneConfig(Strict):
 
 
 class CameraConfig(Strict):
-    id: Identifier
+    id: Identifier = Field(description="Camera name, unique in the config; goes into topics, payloads and outbox file names")
     source: str = Field(description="Video file path or rtsp:// URL (credentials may come from ${ENV})")
-    zones: tuple[ZoneConfig, ...] = ()
+    zones: tuple[ZoneConfig, ...] = Field((), description="Areas of the view where violations are enforced")
     # --- live sources (issue 4, docs/edge.md); a file source played by `detector run` uses keyframes_only ---
     transport: Literal["tcp", "udp"] = Field("tcp", description="RTSP transport (ignored for files)")
     open_timeout_s: float = Field(10.0, gt=0, description="Connecting and opening the stream may take this long")
@@ -191,25 +178,25 @@ class CameraConfig(Strict):
 
     @property
     def is_file(self) -> bool:
-        return "://" not in self.source
+        return not is_stream_url(self.source)
 
 
 class TlsConfig(Strict):
-    ca: Path | None = None
-    cert: Path | None = None
-    key: Path | None = None
+    ca: Path | None = Field(None, description="CA certificate (PEM) that signed the broker's (default: the system's CAs)")
+    cert: Path | None = Field(None, description="Client certificate (PEM), for brokers that authenticate clients by certificate")
+    key: Path | None = Field(None, description="Private key (PEM) of cert, when cert does not contain it")
     insecure: bool = Field(False, description="Skip server hostname verification (testing only)")
 
 
 class MqttConfig(Strict):
-    host: str
-    port: int = Field(1883, ge=1, le=65535)
-    topic_prefix: str = "detector"
-    username: str | None = None
-    password: SecretStr | None = None
-    tls: TlsConfig | None = None
-    keepalive_s: int = Field(30, ge=5)
-    health_interval_s: Seconds = 30.0
+    host: str = Field(description="Broker host name or IP address")
+    port: int = Field(1883, ge=1, le=65535, description="Broker port (8883 is usual with TLS)")
+    topic_prefix: str = Field("detector", description="First level of every topic: {prefix}/{site}/{camera}/...")
+    username: str | None = Field(None, description="Broker user (none = anonymous)")
+    password: SecretStr | None = Field(None, description="Broker password; write ${MQTT_PASSWORD} to keep it in the environment")
+    tls: TlsConfig | None = Field(None, description="Connect over TLS (absent = plain TCP)")
+    keepalive_s: int = Field(30, ge=5, description="MQTT keepalive; 1.5x this without traffic and the broker sends the last will")
+    health_interval_s: Seconds = Field(30.0, description="Interval of the .../health messages")
     snapshots: bool = Field(False, description="Also publish the evidence JPEG on .../snapshot/{alert_id}")
     # --- issue 3 (detector/mqtt, docs/mqtt.md) ---
     client_id: str | None = Field(None, max_length=64, description="MQTT client id (default: detector-{site}-{camera}-{pid})")
@@ -268,20 +255,24 @@ class SupervisorConfig(Strict):
 
 
 class AppConfig(Strict):
-    site: Identifier
+    site: Identifier = Field(description="Site name; goes into topics and payloads")
     timezone: str = Field("UTC", description="IANA time zone of the zone schedules")
-    model: ModelConfig
-    detect: DetectConfig = DetectConfig()
-    track: TrackConfig = TrackConfig()
-    roles: RoleClasses = RoleClasses()
-    static_objects: StaticObjectsConfig = StaticObjectsConfig()
-    violations: ViolationDefaults = ViolationDefaults()
-    mqtt: MqttConfig | None = None
+    model: ModelConfig = Field(description="The detection model")
+    detect: DetectConfig = Field(DetectConfig(), description="Frame sampling and detection thresholds")
+    track: TrackConfig = Field(TrackConfig(), description="Tracking and when an object counts as stationary")
+    roles: RoleClasses = Field(RoleClasses(), description="Which model classes play which role in the rules")
+    static_objects: StaticObjectsConfig = Field(
+        StaticObjectsConfig(), description="Class-agnostic detector of new static objects (stray_garbage)"
+    )
+    violations: ViolationDefaults = Field(
+        ViolationDefaults(), description="Alert timing and score per violation type; zones override it (docs/violations.md)"
+    )
+    mqtt: MqttConfig | None = Field(None, description="Broker the alerts go to (docs/mqtt.md); absent: they wait in the outbox")
     storage_dir: Path = Field(Path("var/detector"), description="Outbox, events and evidence of `detector run`")
-    outbox: OutboxConfig = OutboxConfig()
-    inference: InferenceConfig = InferenceConfig()
-    supervisor: SupervisorConfig = SupervisorConfig()
-    cameras: tuple[CameraConfig, ...]
+    outbox: OutboxConfig = Field(OutboxConfig(), description="Durable local queue of alerts not yet acknowledged by the broker")
+    inference: InferenceConfig = Field(InferenceConfig(), description="Inferences at once over all cameras of this box")
+    supervisor: SupervisorConfig = Field(SupervisorConfig(), description="How `detector run` watches and restarts camera workers")
+    cameras: tuple[CameraConfig, ...] = Field(description="Cameras of the site, at least one; ids unique")
 
     @field_validator("timezone")
     @classmethod
@@ -299,6 +290,15 @@ class AppConfig(Strict):
             raise ValueError("configure at least one camera")
         _require_unique_ids(cameras, "camera")
         return cameras
+
+    @property
+    def model_threshold(self) -> float:
+        """The model keeps everything any zone or type could use; rules apply their own min_score."""
+        scores = [self.detect.min_score]
+        for camera in self.cameras:
+            for zone in camera.zones:
+                scores += [zone.settings_for(v, self.violations, self.detect).min_score for v in zone.violations]
+        return min(scores)
 
     def camera(self, camera_id: str) -> CameraConfig:
         for camera in self.cameras:

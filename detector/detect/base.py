@@ -24,6 +24,11 @@ class Detector(ABC):
     @abstractmethod
     def detect(self, image: np.ndarray) -> Detections: ...
 
+    def detect_batch(self, images: list[np.ndarray]) -> list[Detections]:
+        """One `Detections` per frame, in order; frames may differ in size. Backends that can run
+        several frames as one batch override this; by default they run one at a time."""
+        return [self.detect(image) for image in images]
+
 
 def file_digest(path: Path) -> str:
     with open(path, "rb") as handle:

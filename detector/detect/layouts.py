@@ -1,98 +1,214 @@
-"""Pre- and post-processing of the two YOLO output layouts the shared models use.
+"""Model layouts as codecs: each owns its pre-processing and its decoding, and says whether it
+applies to a model, from the model's metadata or from its output shape.
 
-Ultralytics (YOLOv8/YOLO11): input RGB 0..1, letterbox centred; output [1, 4+nc, N] of
-(cx, cy, w, h) in input pixels followed by nc class scores (no objectness).
-YOLOX: input BGR 0..255, letterbox at the top-left; output [1, N, 5+nc] of grid offsets
-(x, y, log w, log h), objectness and nc class scores, on grids of strides 8/16/32.
+| codec            | output                                                         | input                          |
+|------------------|----------------------------------------------------------------|--------------------------------|
+| UltralyticsCodec | [B, 4+nc, N]: cx, cy, w, h (input pixels), nc class scores     | RGB 0..1, letterbox centred    |
+| YoloxCodec       | [B, N, 5+nc]: x, y, log w, log h on grids, objectness, scores  | BGR 0..255, letterbox top-left |
+| EndToEndCodec    | [B, N, 6]: x1, y1, x2, y2 (input pixels), score, class; no NMS | RGB 0..1, letterbox centred    |
 
-Both decoders filter by confidence *before* NMS: at a 0.25 threshold a frame keeps tens of
-boxes out of thousands, and NMS on thousands of boxes costs as much as the model.
+`choose_codec` tries `LAYOUTS` in order, on the metadata first and then on the output shape. A
+new layout is one `Codec` subclass and one entry in `LAYOUTS`.
+
+Decoders filter by score before anything else: at a 0.25 threshold a frame keeps tens of boxes
+out of thousands, and argmax and NMS on thousands of boxes cost as much as the model.
 """
 
-from dataclasses import dataclass
-from enum import StrEnum
+import ast
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from typing import ClassVar
 
 import cv2
 import numpy as np
 
-PAD_VALUE = 114
+from detector.detect.letterbox import Letterbox, letterbox
+from detector.detect.nms import non_max_suppression
+from detector.detections import Detections
+from detector.errors import ModelError
+
+Shape = Sequence[int | str | None]  # ONNX Runtime gives a dynamic axis as a name or None
+Decoded = tuple[np.ndarray, np.ndarray, np.ndarray]  # xyxy (k, 4) f32, score (k,) f32, class_id (k,) i32
 
 
-class Layout(StrEnum):
-    ULTRALYTICS = "ultralytics"
-    YOLOX = "yolox"
+class Codec(ABC):
+    """One output layout, bound to the model's input size (height, width)."""
+
+    name: ClassVar[str]
+    summary: ClassVar[str]  # the output it reads, for the error listing the supported layouts
+    centred: ClassVar[bool]  # letterbox centred (Ultralytics) or at the top-left (YOLOX)
+    rgb_0_1: ClassVar[bool]  # RGB scaled to 0..1 (Ultralytics), else BGR 0..255 (YOLOX)
+    needs_nms: ClassVar[bool] = True
+
+    def __init__(self, input_hw: tuple[int, int]) -> None:
+        self.input_hw = input_hw
+
+    @classmethod
+    def claims(cls, metadata: Mapping[str, str]) -> bool:
+        """Whether the model's metadata names this layout (exports without metadata: never)."""
+        return False
+
+    @classmethod
+    @abstractmethod
+    def fits(cls, output_shape: Shape, input_hw: tuple[int, int]) -> bool:
+        """Whether an output of this shape can be this layout for this input size."""
+
+    @classmethod
+    def class_count(cls, output_shape: Shape) -> int | None:
+        """The class count the output shape implies; None where the shape does not tell."""
+        return None
+
+    @abstractmethod
+    def decode(self, output: np.ndarray, min_score: float) -> Decoded:
+        """One frame's output (no batch axis) -> boxes in input pixels with score >= min_score."""
+
+    def preprocess(self, images: Sequence[np.ndarray]) -> tuple[np.ndarray, list[Letterbox]]:
+        """BGR frames of any sizes -> an NCHW float32 batch and each frame's letterbox."""
+        canvases, boxes = zip(*(letterbox(image, self.input_hw, centred=self.centred) for image in images))
+        return self.to_blob(canvases), list(boxes)
+
+    def to_blob(self, canvases: Sequence[np.ndarray]) -> np.ndarray:
+        """HWC BGR uint8 canvases of the input size -> NCHW float32 as the model expects."""
+        if self.rgb_0_1:
+            return cv2.dnn.blobFromImages(canvases, scalefactor=1 / 255, swapRB=True)
+        return cv2.dnn.blobFromImages(canvases, scalefactor=1.0, swapRB=False)
+
+    def postprocess(
+        self, output: np.ndarray, box: Letterbox, frame_shape: tuple[int, ...], min_score: float, nms_iou: float
+    ) -> Detections:
+        """One frame's output -> `Detections` in frame pixels, after NMS where the layout needs it."""
+        xyxy, score, class_id = self.decode(output, min_score)
+        if self.needs_nms:
+            keep = non_max_suppression(xyxy, score, class_id, nms_iou)
+            xyxy, score, class_id = xyxy[keep], score[keep], class_id[keep]
+        frame_xyxy = box.to_frame(xyxy)
+        height, width = frame_shape[:2]
+        np.clip(frame_xyxy, 0, [width, height, width, height], out=frame_xyxy)
+        return Detections(xyxy=frame_xyxy.astype(np.float32), confidence=score, class_id=class_id)
 
 
-@dataclass(frozen=True)
-class Letterbox:
-    """How a frame was fitted into the model input: input = frame * scale + (pad_x, pad_y)."""
+class UltralyticsCodec(Codec):
+    """YOLOv8/YOLO11 exports: (cx, cy, w, h) then nc class scores per anchor (no objectness)."""
 
-    scale: float
-    pad_x: float
-    pad_y: float
+    name = "ultralytics"
+    summary = "Ultralytics YOLOv8/YOLO11 [B, 4+nc, N]"
+    centred, rgb_0_1 = True, True
 
-    def to_frame(self, xyxy: np.ndarray) -> np.ndarray:
-        offset = np.array([self.pad_x, self.pad_y, self.pad_x, self.pad_y], np.float32)
-        return (xyxy - offset) / self.scale
+    @classmethod
+    def claims(cls, metadata: Mapping[str, str]) -> bool:
+        return metadata.get("task") == "detect" and not ultralytics_end2end(metadata)
 
+    @classmethod
+    def fits(cls, output_shape: Shape, input_hw: tuple[int, int]) -> bool:
+        sizes = _fixed_sizes(output_shape)  # channels first: 4+nc is far below the anchor count
+        return sizes is not None and 4 < sizes[0] < sizes[1]
 
-def letterbox(image: np.ndarray, size: tuple[int, int], centred: bool) -> tuple[np.ndarray, Letterbox]:
-    """Resize keeping aspect ratio and pad to `size` (height, width) with grey 114.
+    @classmethod
+    def class_count(cls, output_shape: Shape) -> int | None:
+        return output_shape[1] - 4
 
-    Centred padding rounds as Ultralytics' LetterBox does, so boxes match its predictions.
-    """
-    height, width = image.shape[:2]
-    scale = min(size[0] / height, size[1] / width)
-    if centred:
-        new_w, new_h = round(width * scale), round(height * scale)
-        dw, dh = (size[1] - new_w) / 2, (size[0] - new_h) / 2
-        top, left = round(dh - 0.1), round(dw - 0.1)
-    else:
-        new_w, new_h = int(width * scale), int(height * scale)
-        top, left = 0, 0
-    canvas = np.full((size[0], size[1], 3), PAD_VALUE, np.uint8)
-    window = canvas[top : top + new_h, left : left + new_w]
-    if (new_w, new_h) == (width, height):
-        window[:] = image
-    else:  # resize straight into the canvas: no intermediate image, no border copy
-        cv2.resize(image, (new_w, new_h), dst=window, interpolation=cv2.INTER_LINEAR)
-    return canvas, Letterbox(scale=scale, pad_x=left, pad_y=top)
+    def decode(self, output: np.ndarray, min_score: float) -> Decoded:
+        best = output[4:].max(axis=0)
+        keep = np.flatnonzero(best >= min_score)  # argmax only over the few kept columns
+        class_id = output[4:, keep].argmax(axis=0)
+        cx, cy, w, h = output[:4, keep]
+        xyxy = np.stack([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], axis=1)
+        return xyxy.astype(np.float32), best[keep].astype(np.float32), class_id.astype(np.int32)
 
 
-def to_blob(canvas: np.ndarray, layout: Layout) -> np.ndarray:
-    """HWC BGR uint8 -> NCHW float32 as the layout expects."""
-    if layout is Layout.ULTRALYTICS:
-        return cv2.dnn.blobFromImage(canvas, scalefactor=1 / 255, swapRB=True)
-    return cv2.dnn.blobFromImage(canvas, scalefactor=1.0, swapRB=False)
+class YoloxCodec(Codec):
+    """YOLOX exports: per anchor of the stride 8/16/32 grids, offsets (x, y, log w, log h),
+    objectness and nc class scores; score = objectness x class score."""
+
+    name = "yolox"
+    summary = "YOLOX [B, N, 5+nc] on stride 8/16/32 grids"
+    centred, rgb_0_1 = False, False
+
+    def __init__(self, input_hw: tuple[int, int]) -> None:
+        super().__init__(input_hw)
+        self._grid, self._strides = yolox_grid(input_hw)
+
+    @classmethod
+    def fits(cls, output_shape: Shape, input_hw: tuple[int, int]) -> bool:
+        # the anchor count must be the grid's, or every box would decode in the wrong cell
+        sizes = _fixed_sizes(output_shape)
+        return sizes is not None and sizes[1] > 5 and sizes[0] == len(yolox_grid(input_hw)[0])
+
+    @classmethod
+    def class_count(cls, output_shape: Shape) -> int | None:
+        return output_shape[2] - 5
+
+    def decode(self, output: np.ndarray, min_score: float) -> Decoded:
+        # score = objectness x class score <= objectness: most rows go before any argmax
+        likely = np.flatnonzero(output[:, 4] >= min_score)
+        rows, cells, cell_strides = output[likely], self._grid[likely], self._strides[likely]
+        class_id = rows[:, 5:].argmax(axis=1)
+        score = rows[:, 4] * rows[np.arange(len(rows)), 5 + class_id]
+        keep = score >= min_score
+        rows, cells, cell_strides, class_id = rows[keep], cells[keep], cell_strides[keep], class_id[keep]
+        centre = (rows[:, :2] + cells) * cell_strides
+        half = np.exp(rows[:, 2:4]) * cell_strides / 2
+        xyxy = np.concatenate([centre - half, centre + half], axis=1)
+        return xyxy.astype(np.float32), score[keep].astype(np.float32), class_id.astype(np.int32)
 
 
-def detect_layout(output_shape: list, class_count: int | None) -> tuple[Layout, int]:
-    """Tell the layout (and class count) from the output shape [1, a, b].
+class EndToEndCodec(Codec):
+    """NMS-free exports (YOLOv10, YOLO26, Ultralytics `nms=True`): the graph already kept the
+    final boxes, x1, y1, x2, y2 in input pixels, then score and class id. Input as Ultralytics."""
 
-    Ultralytics puts the per-box channels first (4+nc is far smaller than the anchor count),
-    YOLOX puts them last (5+nc).
-    """
-    if len(output_shape) != 3 or not all(isinstance(d, int) for d in output_shape[1:]):
-        raise ValueError(f"expected a [1, a, b] output with fixed sizes, got {output_shape}")
-    _, a, b = output_shape
-    if a < b:
-        layout, channels = Layout.ULTRALYTICS, a - 4
-    else:
-        layout, channels = Layout.YOLOX, b - 5
-    if channels < 1 or (class_count is not None and channels != class_count):
-        raise ValueError(f"output {output_shape} does not fit {layout.value} with {class_count} classes")
-    return layout, channels
+    name = "end2end"
+    summary = "end-to-end [B, N, 6] of x1, y1, x2, y2, score, class"
+    centred, rgb_0_1 = True, True
+    needs_nms = False
+
+    @classmethod
+    def claims(cls, metadata: Mapping[str, str]) -> bool:
+        return ultralytics_end2end(metadata)
+
+    @classmethod
+    def fits(cls, output_shape: Shape, input_hw: tuple[int, int]) -> bool:
+        sizes = _fixed_sizes(output_shape)
+        return sizes is not None and sizes[1] == 6
+
+    def decode(self, output: np.ndarray, min_score: float) -> Decoded:
+        score = output[:, 4]
+        rows = output[(score >= min_score) & (score > 0)]  # unused rows are zero padding
+        return rows[:, :4].astype(np.float32), rows[:, 4].astype(np.float32), rows[:, 5].astype(np.int32)
 
 
-def decode_ultralytics(output: np.ndarray, min_score: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """[1, 4+nc, N] -> (xyxy (k,4), score (k,), class_id (k,)) in input pixels, score >= min_score."""
-    rows = output[0]
-    best = rows[4:].max(axis=0)
-    keep = np.flatnonzero(best >= min_score)  # argmax only over the few kept columns
-    class_id = rows[4:, keep].argmax(axis=0)
-    cx, cy, w, h = rows[:4, keep]
-    xyxy = np.stack([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], axis=1)
-    return xyxy.astype(np.float32), best[keep].astype(np.float32), class_id.astype(np.int32)
+LAYOUTS: tuple[type[Codec], ...] = (UltralyticsCodec, YoloxCodec, EndToEndCodec)
+
+
+def choose_codec(metadata: Mapping[str, str], output_shape: Shape, input_hw: tuple[int, int]) -> type[Codec]:
+    """The first layout that the metadata claims and the output shape fits, else the first that
+    the shape fits; a ModelError listing the supported layouts when none does."""
+    task = metadata.get("task")
+    if task not in (None, "detect"):
+        raise ModelError(f"an Ultralytics '{task}' model: only detection models are supported")
+    claimed = [codec for codec in LAYOUTS if codec.claims(metadata)]
+    for codec in (*claimed, *LAYOUTS):
+        if codec.fits(output_shape, input_hw):
+            return codec
+    supported = "; ".join(codec.summary for codec in LAYOUTS)
+    raise ModelError(f"output {list(output_shape)} fits none of the supported layouts ({supported})")
+
+
+def metadata_value(metadata: Mapping[str, str], key: str) -> object:
+    """An ONNX metadata entry as the Python value Ultralytics wrote with str(): dicts, lists and
+    booleans are literals, plain words (`task: detect`) stay text; None when absent."""
+    text = metadata.get(key)
+    if text is None:
+        return None
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return text
+
+
+def ultralytics_end2end(metadata: Mapping[str, str]) -> bool:
+    """Ultralytics' own test (AutoBackend): an `end2end` model or an export with `nms=True`."""
+    args = metadata_value(metadata, "args")
+    return metadata_value(metadata, "end2end") is True or (isinstance(args, dict) and args.get("nms") is True)
 
 
 def yolox_grid(input_hw: tuple[int, int], strides: tuple[int, ...] = (8, 16, 32)) -> tuple[np.ndarray, np.ndarray]:
@@ -106,30 +222,8 @@ def yolox_grid(input_hw: tuple[int, int], strides: tuple[int, ...] = (8, 16, 32)
     return np.concatenate(grids).astype(np.float32), np.concatenate(expanded).astype(np.float32)
 
 
-def decode_yolox(
-    output: np.ndarray, grid: np.ndarray, strides: np.ndarray, min_score: float
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """[1, N, 5+nc] -> (xyxy, score, class_id) in input pixels; score = objectness x class."""
-    rows = output[0]
-    if len(rows) != len(grid):
-        raise ValueError(f"YOLOX output has {len(rows)} anchors, the input size implies {len(grid)}")
-    # score = objectness x class score <= objectness: most rows go before any argmax
-    likely = np.flatnonzero(rows[:, 4] >= min_score)
-    rows, cells, cell_strides = rows[likely], grid[likely], strides[likely]
-    class_id = rows[:, 5:].argmax(axis=1)
-    score = rows[:, 4] * rows[np.arange(len(rows)), 5 + class_id]
-    keep = score >= min_score
-    rows, cells, cell_strides, class_id = rows[keep], cells[keep], cell_strides[keep], class_id[keep]
-    centre = (rows[:, :2] + cells) * cell_strides
-    half = np.exp(rows[:, 2:4]) * cell_strides / 2
-    xyxy = np.concatenate([centre - half, centre + half], axis=1)
-    return xyxy.astype(np.float32), score[keep].astype(np.float32), class_id.astype(np.int32)
-
-
-def non_max_suppression(xyxy: np.ndarray, score: np.ndarray, class_id: np.ndarray, iou: float) -> np.ndarray:
-    """Indices kept by per-class NMS (OpenCV's batched NMS), best score first."""
-    if len(xyxy) == 0:
-        return np.zeros(0, np.int64)
-    xywh = np.concatenate([xyxy[:, :2], xyxy[:, 2:] - xyxy[:, :2]], axis=1)
-    kept = cv2.dnn.NMSBoxesBatched(xywh.tolist(), score.tolist(), class_id.tolist(), 0.0, iou)
-    return np.asarray(kept, np.int64).reshape(-1)
+def _fixed_sizes(output_shape: Shape) -> tuple[int, int] | None:
+    """(a, b) of an output [batch, a, b] whose a and b are fixed; None for any other shape."""
+    if len(output_shape) == 3 and all(isinstance(d, int) for d in output_shape[1:]):
+        return output_shape[1], output_shape[2]
+    return None

@@ -32,14 +32,24 @@ class UltralyticsDetector(Detector):
         self.min_score, self.nms_iou = min_score, nms_iou
 
     def detect(self, image: np.ndarray) -> Detections:
+        return self.detect_batch([image])[0]
+
+    def detect_batch(self, images: list[np.ndarray]) -> list[Detections]:
+        """The frames as one batch (Ultralytics batches a list), each letterboxed on its own."""
+        if not images:
+            return []
         # rect=False: letterbox to the square input as the ONNX export sees it. Ultralytics'
         # predict() defaults to rect=True for .pt models (a 768x576 frame becomes 640x480, not
         # 640x640), which shifts scores by up to ~0.07 and boxes by ~1 px against the same
         # weights in ONNX; with rect=False both backends give identical detections.
-        result = self.model.predict(image, conf=self.min_score, iou=self.nms_iou, rect=False, verbose=False)[0]
-        boxes = result.boxes
-        return Detections(
-            xyxy=boxes.xyxy.cpu().numpy().astype(np.float32),
-            confidence=boxes.conf.cpu().numpy().astype(np.float32),
-            class_id=boxes.cls.cpu().numpy().astype(np.int32),
-        )
+        results = self.model.predict(images, conf=self.min_score, iou=self.nms_iou, rect=False, verbose=False)
+        return [_detections(result.boxes) for result in results]
+
+
+def _detections(boxes) -> Detections:
+    """Ultralytics `Boxes` (torch tensors, frame pixels) -> `Detections`."""
+    return Detections(
+        xyxy=boxes.xyxy.cpu().numpy().astype(np.float32),
+        confidence=boxes.conf.cpu().numpy().astype(np.float32),
+        class_id=boxes.cls.cpu().numpy().astype(np.int32),
+    )

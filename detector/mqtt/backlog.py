@@ -1,13 +1,11 @@
 """`detector outbox CONFIG [--drain | --purge]`: what waits in the outboxes, and sending it."""
 
-import json
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
-from detector.alerts.payload import iso_utc
-from detector.alerts.sinks import format_alert
+from detector.alerts import Alert, format_alert, iso_utc
 from detector.config import AppConfig
 from detector.errors import PublishError
 from detector.mqtt.connection import Endpoint
@@ -32,7 +30,7 @@ def describe(config: AppConfig) -> list[str]:
             for entry in outbox.pending(0, 1_000_000):
                 queued = iso_utc(datetime.fromtimestamp(entry.queued_at, UTC))
                 if entry.kind == "alert":
-                    lines.append(f"{queued}  {format_alert(json.loads(entry.body))}")
+                    lines.append(f"{queued}  {format_alert(Alert.from_bytes(entry.body))}")
                 else:
                     lines.append(f"{queued}  snapshot of alert {entry.alert_id}: {len(entry.body)} bytes")
                 total += 1

@@ -1,13 +1,22 @@
-"""paho client setup and error messages (one line, naming host:port, never a credential)."""
+"""paho client setup, the CONNACK handshake (publisher and `detector listen`), and error messages
+(one line, naming host:port, never a credential)."""
 
 import socket
 import ssl
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
 
 from detector.errors import PublishError
+
+CONNACK_TIMEOUT_S = 10.0
+LOOP_TIMEOUT_S = 0.02
+
+
+class Refused(PublishError):
+    """The broker answered CONNACK with a failure (credentials, not authorised, ...)."""
 
 
 @dataclass(frozen=True)
@@ -86,6 +95,23 @@ def new_client(
         client.will_set(will[0], will[1], qos=1, retain=True)
     client.max_inflight_messages_set(max_in_flight)
     return client
+
+
+def handshake(client: mqtt.Client, endpoint: Endpoint) -> None:
+    """Connect and wait for the CONNACK (the publisher and `detector listen` alike): returns once
+    the broker accepted; raises Refused, PublishError (closed before answering), TimeoutError, or
+    the socket / ssl error (describe_error turns it into one line). Sets `client.on_connect`."""
+    answer = []
+    client.on_connect = lambda c, u, flags, reason, props: answer.append(reason)
+    client.connect(endpoint.host, endpoint.port, endpoint.keepalive_s)
+    deadline = time.monotonic() + CONNACK_TIMEOUT_S
+    while not answer:
+        if client.loop(LOOP_TIMEOUT_S) != mqtt.MQTT_ERR_SUCCESS and not answer:
+            raise PublishError(f"mqtt broker {endpoint.name} closed the connection before accepting it")
+        if time.monotonic() > deadline:
+            raise TimeoutError()
+    if answer[0].is_failure:
+        raise Refused(refusal_message(endpoint, answer[0]))
 
 
 def describe_error(endpoint: Endpoint, exc: BaseException) -> str:

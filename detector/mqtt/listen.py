@@ -12,9 +12,10 @@ from typing import TextIO
 
 import paho.mqtt.client as mqtt
 
-from detector.alerts.sinks import format_alert
+from detector.alerts import Alert, format_alert
+from detector.backoff import Backoff
 from detector.errors import PublishError
-from detector.mqtt.connection import Endpoint, describe_error, new_client, refusal_message, tls_context
+from detector.mqtt.connection import Endpoint, describe_error, handshake, new_client, tls_context
 from detector.mqtt.topics import parse
 
 
@@ -49,8 +50,8 @@ class Printer:
         line = None
         try:
             if kind == "alert":
-                alert = json.loads(payload)
-                line = format_alert(alert) + ("  [delayed]" if alert.get("delayed") else "")
+                alert = Alert.from_bytes(payload)
+                line = format_alert(alert) + ("  [delayed]" if alert.delayed else "")
             elif kind == "status" and self._changed(topic, payload):
                 line = f"{'':9} STATUS {where}: {payload.decode('utf-8', 'replace')}"
             elif kind == "zone" and rest[-1:] == ("state",) and self._changed(topic, payload):
@@ -65,16 +66,16 @@ class Printer:
             elif kind == "health" and self.health:
                 h = json.loads(payload)
                 line = (
-                    f"{'':9} HEALTH {where}: {h.get('fps')} fps, frame age {h.get('frame_age_s')} s, "
-                    f"inference {h.get('inference_ms')} ms, outbox {h.get('outbox_depth')}, "
-                    f"mqtt reconnects {h.get('mqtt_reconnects')}"
+                    f"{'':9} HEALTH {where}: {h['state']}, {h['fps_out']} fps out, inference {h['inference_ms']} ms "
+                    f"(+{h['inference_wait_ms']} waiting), open alerts {h['open_alerts']}, outbox {h['outbox_depth']}, "
+                    f"mqtt reconnects {h['mqtt_reconnects']}"
                 )
-                if "stream" in h:  # from `detector run` (docs/edge.md)
+                if h["stream"] is not None:  # a source is reported (docs/mqtt.md)
                     line += (
-                        f", stream {h['stream']} ({h.get('reconnects')} reconnects"
-                        + (f", {h['last_error']}" if h.get("last_error") else "")
-                        + f"), fps in/out {h.get('fps_in')}/{h.get('fps_out')}, dropped {h.get('dropped_frames')}, "
-                        f"decode errors {h.get('decode_errors')}"
+                        f", stream {h['stream']} ({h['stream_reconnects']} reconnects"
+                        + (f", {h['last_error']}" if h["last_error"] else "")
+                        + f"), {h['fps_in']} fps in, frame age {h['frame_age_s']} s, dropped {h['dropped_frames']}, "
+                        f"decode errors {h['decode_errors']}"
                     )
         except (ValueError, KeyError, TypeError, AttributeError, UnicodeDecodeError):
             line = f"{'':9} MALFORMED {kind} on {topic}: {payload[:80]!r}"
@@ -98,48 +99,37 @@ def listen(
     out: TextIO = sys.stdout,
     err: TextIO = sys.stderr,
 ) -> int:
-    """Until interrupted, `count` alerts or `timeout_s`; reconnects after a lost connection."""
+    """Until interrupted, `count` alerts or `timeout_s`. A first connection that fails raises
+    PublishError (one line); a lost one is retried at once, then with Backoff."""
     printer = Printer(prefix, as_json, health, out)
     context = tls_context(endpoint)
+    backoff = Backoff(0.5, 10.0)
     deadline = time.monotonic() + timeout_s if timeout_s else float("inf")
-    first, delay = True, 0.5
+    connected_once, failures = False, 0
     while time.monotonic() < deadline and (count is None or printer.alerts < count):
         client = new_client(endpoint, f"detector-listen-{os.getpid()}", context)
-        state: dict = {"connack": None, "closed": False}
-        client.on_connect = lambda c, u, f, rc, p, state=state: state.update(connack=rc)
-        client.on_disconnect = lambda c, u, f, rc, p, state=state: state.update(closed=True)
+        closed: list[bool] = []
+        client.on_disconnect = lambda c, u, f, rc, p, closed=closed: closed.append(True)
         client.on_message = lambda c, u, m: printer.message(m.topic, m.payload, bool(m.retain))
         try:
-            client.connect(endpoint.host, endpoint.port, endpoint.keepalive_s)
-            while state["connack"] is None and not state["closed"]:
-                if client.loop(0.1) != mqtt.MQTT_ERR_SUCCESS and state["connack"] is None:
-                    break
-            if state["connack"] is None:
-                raise PublishError(f"mqtt broker {endpoint.name} closed the connection before accepting it")
-            if state["connack"].is_failure:
-                raise PublishError(refusal_message(endpoint, state["connack"]))
+            handshake(client, endpoint)
             client.subscribe(f"{prefix}/#", qos=1)
             if not as_json:
                 print(f"listening on {endpoint.name} to {prefix}/#", file=err, flush=True)
-            first, delay = False, 0.5
+            connected_once, failures = True, 0
             while time.monotonic() < deadline and (count is None or printer.alerts < count):
-                if client.loop(0.1) != mqtt.MQTT_ERR_SUCCESS or state["closed"]:
+                if client.loop(0.1) != mqtt.MQTT_ERR_SUCCESS or closed:
                     print(f"mqtt broker {endpoint.name}: connection lost, reconnecting", file=err, flush=True)
                     break
-        except PublishError:
-            if first:
-                raise
-            time.sleep(min(delay, max(0.0, deadline - time.monotonic())))
-            delay = min(delay * 2, 10.0)
-        except Exception as exc:  # noqa: BLE001 - socket/ssl: one line
-            if first:
+        except Exception as exc:  # noqa: BLE001 - socket/ssl/refusal: one line
+            if not connected_once:
                 raise PublishError(describe_error(endpoint, exc)) from None
-            time.sleep(min(delay, max(0.0, deadline - time.monotonic())))
-            delay = min(delay * 2, 10.0)
+            time.sleep(min(backoff.delay(failures), max(0.0, deadline - time.monotonic())))
+            failures += 1
         finally:
             try:
                 client.disconnect()
-            except Exception:  # noqa: BLE001
+            except Exception:  # noqa: BLE001 - the socket may already be gone
                 pass
     return 0
 

@@ -14,30 +14,37 @@ import os
 import threading
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 
 import paho.mqtt.client as mqtt
 
+from detector.alerts import iso_utc
+from detector.alerts.alert import Alert
 from detector.backoff import Backoff
 from detector.errors import PublishError
-from detector.mqtt.connection import Endpoint, describe_error, new_client, refusal_message, tls_context
+from detector.mqtt.connection import (
+    CONNACK_TIMEOUT_S,
+    LOOP_TIMEOUT_S,
+    Endpoint,
+    Refused,
+    describe_error,
+    handshake,
+    new_client,
+    tls_context,
+)
 from detector.mqtt.outbox import Entry, Outbox
-from detector.mqtt.topics import CameraTopics
+from detector.mqtt.topics import HEALTH_SCHEMA, CameraTopics
 
 log = logging.getLogger(__name__)
 
-CONNACK_TIMEOUT_S = 10.0
-LOOP_TIMEOUT_S = 0.02
-
-
-class _Refused(Exception):
-    """The broker answered CONNACK with a failure (credentials, not authorised, ...)."""
+# Old names kept in the MQTT health message for one release (docs/mqtt.md): alias -> field.
+DEPRECATED_HEALTH_ALIASES = {"fps": "fps_out", "reconnects": "stream_reconnects"}
 
 
 class _Session:
     """State of one connection; paho callbacks only append here (they run on our thread)."""
 
     def __init__(self) -> None:
-        self.connack = None
         self.closed = False
         self.acked: list[int] = []
         self.in_flight: dict[int, int] = {}  # mid -> outbox id (alerts only)
@@ -62,6 +69,8 @@ class Publisher:
         health: Callable[[], dict] | None = None,
         quiet: bool = False,
     ) -> None:
+        """`health`: the camera's health dict (detector.health.HealthMeter.snapshot), sent every
+        health_interval_s while connected; None: no health messages."""
         self.endpoint = endpoint
         self.topics = topics
         self.outbox = outbox
@@ -76,7 +85,6 @@ class Publisher:
         self.delivered = 0
         self.last_error: str | None = None
         self.refused = False
-        self.connected = threading.Event()
         self._lock = threading.Lock()
         self._zone_states: dict[str, bytes] = {}
         self._dirty_zones: set[str] = set()
@@ -121,13 +129,12 @@ class Publisher:
             session = _Session()
             try:
                 self._session(session)
-            except _Refused as exc:
+            except Refused as exc:
                 self.refused = True
                 self._report(str(exc), logging.ERROR)
             except Exception as exc:  # noqa: BLE001 - socket/ssl/paho: mapped to one line, retried
                 self._report(describe_error(self.endpoint, exc), logging.WARNING)
             finally:
-                self.connected.clear()
                 self._had_trouble = self._had_trouble or not self._closing.is_set() or bool(self.last_error)
             failures = 1 if session.connected_at else failures + 1  # a lost connection starts over
             if self._should_stop():
@@ -149,22 +156,10 @@ class Publisher:
         self._tried_since_close = self._closing.is_set()
         will = (self.topics.status, "offline") if self.announce_status else None
         client = new_client(self.endpoint, self.client_id, self.context, will, self.max_in_flight)
-        client.on_connect = lambda c, u, flags, rc, props: setattr(session, "connack", rc)
         client.on_disconnect = lambda c, u, flags, rc, props: setattr(session, "closed", True)
         client.on_publish = lambda c, u, mid, rc, props: session.acked.append(mid)
         try:
-            client.connect(self.endpoint.host, self.endpoint.port, self.endpoint.keepalive_s)
-            started = time.monotonic()
-            while session.connack is None:
-                rc = client.loop(LOOP_TIMEOUT_S)
-                if session.connack is not None:
-                    break
-                if session.closed or rc != mqtt.MQTT_ERR_SUCCESS:
-                    raise PublishError(f"mqtt broker {self.endpoint.name} closed the connection before accepting it")
-                if time.monotonic() - started > CONNACK_TIMEOUT_S:
-                    raise TimeoutError()
-            if session.connack.is_failure:
-                raise _Refused(refusal_message(self.endpoint, session.connack))
+            handshake(client, self.endpoint)
             self._connected(client, session)
             self._serve(client, session)
         finally:
@@ -188,7 +183,6 @@ class Publisher:
         if self._reported is not None or self.connections > 1:
             log.info("mqtt broker %s: connected again; %d alerts waiting in the outbox", self.endpoint.name, waiting)
         self._reported = None
-        self.connected.set()
         if self.announce_status:
             client.publish(self.topics.status, "online", qos=1, retain=True)
         with self._lock:
@@ -204,12 +198,18 @@ class Publisher:
             self._send_zone_states(client)
             if self.health is not None and time.monotonic() >= next_health:
                 next_health = time.monotonic() + self.health_interval_s
-                client.publish(self.topics.health, json.dumps(self.health(), separators=(",", ":")), qos=0)
+                client.publish(self.topics.health, self._health_message(), qos=0)
             if self._closing.is_set():
                 drained = not session.in_flight and not self.outbox.pending(session.last_sent, 1)
                 if drained or time.monotonic() >= self._deadline:
                     self._goodbye(client, session)
                     return
+
+    def _health_message(self) -> bytes:
+        health = self.health()
+        aliases = {alias: health[field] for alias, field in DEPRECATED_HEALTH_ALIASES.items()}
+        message = {"schema": HEALTH_SCHEMA, "site": self.topics.site, "at": iso_utc(datetime.now(UTC)), **health, **aliases}
+        return json.dumps(message, separators=(",", ":")).encode()
 
     def _take_acks(self, session: _Session) -> None:
         if not session.acked:
@@ -238,9 +238,7 @@ class Publisher:
             return entry.body
         waited = entry.queued_at < session.connected_at and not (session.first and entry.queued_at >= self._started_at)
         if waited or entry.id in self._resent:
-            payload = json.loads(entry.body)
-            payload["delayed"] = True
-            return json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
+            return Alert.from_bytes(entry.body).with_delayed().to_bytes()
         return entry.body
 
     def _send_zone_states(self, client: mqtt.Client) -> None:

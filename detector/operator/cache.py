@@ -24,9 +24,9 @@ from pathlib import Path
 
 import numpy as np
 
-from detector.capture import FileSource, Frame
+from detector.capture import Frame, open_source
 from detector.config import AppConfig, CameraConfig
-from detector.detect import Detector, open_model
+from detector.detect import Detector
 from detector.detect.base import file_digest
 from detector.detections import Detections
 from detector.errors import ConfigError
@@ -127,12 +127,11 @@ def build_cache(
     config: AppConfig, camera: CameraConfig, clip: Path, threshold: float, key: dict, *, progress=None
 ) -> DetectionCache:
     """Runs the real pipeline's detect stage over the whole clip."""
-    detector = open_model(config.model, threshold, config.detect.nms_iou)
-    pipeline = CameraPipeline(config, camera, detector, sinks=[], wall_of=lambda ts: _EPOCH, evidence=None, config_sha256="")
-    source = FileSource(clip)
+    pipeline = CameraPipeline.build(config, camera, wall_of=lambda ts: _EPOCH, model_threshold=threshold)
+    source = open_source(clip, config.detect.fps)
     ts, index, gaps, inference, offsets = [], [], [], [], [0]
     boxes, scores, classes = [], [], []
-    for frame in source.frames(config.detect.fps):
+    for frame in source.frames():
         detections, inference_ms = pipeline.detect(frame)
         ts.append(frame.ts), index.append(frame.index), gaps.append(frame.gap_before_s), inference.append(inference_ms)
         boxes.append(detections.xyxy), scores.append(detections.confidence), classes.append(detections.class_id)
@@ -141,11 +140,11 @@ def build_cache(
             progress(frame.ts)
     meta = {
         "key": key,
-        "names": list(detector.names),
+        "names": list(pipeline.detector.names),
         "model_path": str(config.model.path),
         "clip": str(clip),
-        "width": source.width,
-        "height": source.height,
+        "width": source.stats.size[0],
+        "height": source.stats.size[1],
     }
     return DetectionCache(
         meta=meta,

@@ -13,14 +13,13 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from detector.capture import FileSource
-from detector.config import AppConfig, CameraConfig, ViolationType, config_digest
-from detector.detect import open_model
+from detector.alerts import Alert, AlertEvent
+from detector.capture import open_source
+from detector.config import AppConfig, CameraConfig, ViolationType
 from detector.errors import ConfigError
 from detector.operator.cache import cached_detections
 from detector.operator.observe import ObjectView, RuleView, view_rules
 from detector.operator.rules_only import replay_rules
-from detector.replay import model_threshold
 from detector.worker import CameraPipeline, FrameResult
 
 
@@ -30,7 +29,7 @@ class RuleLog:
     violation: str
     settings: dict
     before: tuple[float, RuleView] | None = None  # the last frame before the range
-    frames: list[tuple[float, RuleView, list[dict]]] = field(default_factory=list)
+    frames: list[tuple[float, RuleView, list[Alert]]] = field(default_factory=list)
 
 
 def explain(
@@ -51,17 +50,16 @@ def explain(
         raise ConfigError(f"--to {to_s:g} is before --from {from_s:g}")
     logs = {(z.id, v.value): RuleLog(z.id, v.value, _settings(config, z, v)) for z, v in rules}
 
-    def on_frame(result: FrameResult, pipeline: CameraPipeline) -> None:
-        height, width = result.frame.image.shape[:2]
+    def on_frame(result: FrameResult) -> None:
         ts = result.frame.ts
-        for view in view_rules(pipeline.engine.rules, result.tracks, pipeline.roles, width, height):
+        for view in view_rules(result):
             log = logs.get((view.zone, view.violation))
             if log is None:
                 continue
             if ts < from_s - 1e-9:
                 log.before = (ts, view)
             elif ts <= to_s + 1e-9:
-                alerts = [a for a in result.alerts if a["zone"] == view.zone and a["type"] == view.violation]
+                alerts = [a for a in result.alerts if a.key == (view.zone, view.violation)]
                 log.frames.append((ts, view, alerts))
 
     clip = Path(source or camera.source)
@@ -69,13 +67,13 @@ def explain(
         raise ConfigError(f"camera {camera.id} is a live source; give --source FILE (a recording of it)")
     cache = None
     if cache_dir is not None:
-        cache, _ = cached_detections(config, camera, clip, model_threshold(config), cache_dir, build=False)
+        cache, _ = cached_detections(config, camera, clip, config.model_threshold, cache_dir, build=False)
     if cache is not None:
         replay_rules(config, camera, cache, origin=origin, on_frame=on_frame, until_s=to_s)
         how = f"cached detections ({cache.meta['clip']})"
     else:
-        for result, pipeline in _live(config, camera, clip, origin, to_s):
-            on_frame(result, pipeline)
+        for result in _live(config, camera, clip, origin, to_s):
+            on_frame(result)
         how = f"model over {clip}"
     lines = []
     for log in logs.values():
@@ -83,23 +81,12 @@ def explain(
     return lines, how
 
 
-def _live(
-    config: AppConfig, camera: CameraConfig, clip: Path, origin: datetime, to_s: float
-) -> Iterator[tuple[FrameResult, CameraPipeline]]:
-    detector = open_model(config.model, model_threshold(config), config.detect.nms_iou)
-    pipeline = CameraPipeline(
-        config,
-        camera,
-        detector,
-        sinks=[],
-        wall_of=lambda ts: origin + timedelta(seconds=ts),
-        evidence=None,
-        config_sha256=config_digest(config),
-    )
-    for frame in FileSource(clip).frames(config.detect.fps):
+def _live(config: AppConfig, camera: CameraConfig, clip: Path, origin: datetime, to_s: float) -> Iterator[FrameResult]:
+    pipeline = CameraPipeline.build(config, camera, wall_of=lambda ts: origin + timedelta(seconds=ts))
+    for frame in open_source(clip, config.detect.fps).frames():
         if frame.ts > to_s + 1e-9:
             break
-        yield pipeline.process(frame), pipeline
+        yield pipeline.process(frame)
 
 
 def _select_rules(config: AppConfig, camera: CameraConfig, zone_id: str, violation: str | None):
@@ -119,11 +106,7 @@ def _select_rules(config: AppConfig, camera: CameraConfig, zone_id: str, violati
 def _settings(config: AppConfig, zone, violation: ViolationType) -> dict:
     settings = zone.settings_for(violation, config.violations, config.detect)
     return {
-        "dwell_s": settings.dwell_s,
-        "grace_s": settings.grace_s,
-        "clear_s": settings.clear_s,
-        "cooldown_s": settings.cooldown_s,
-        "min_score": settings.min_score,
+        **settings.model_dump(),
         "settle_s": config.track.settle_s,
         "tolerance": config.track.tolerance,
         "anchor": zone.anchor.value,
@@ -221,7 +204,7 @@ def _object_text(sightings: list[tuple[float, ObjectView]], frames: int, s: dict
     return f"{head}, stationary since {o.settled_since:.1f} s (still {still:.1f} s){seen} {tail}"
 
 
-def _transition_lines(ts: float, before: str, view: RuleView, alerts: list[dict], s: dict) -> list[str]:
+def _transition_lines(ts: float, before: str, view: RuleView, alerts: list[Alert], s: dict) -> list[str]:
     lines = []
     if view.state != before:
         why = {
@@ -234,19 +217,19 @@ def _transition_lines(ts: float, before: str, view: RuleView, alerts: list[dict]
         }.get((before, view.state), "")
         lines.append(f"  >> {ts:.1f} s  {before} -> {view.state}" + (f": {why}" if why else ""))
     for alert in alerts:
-        extra = f", reason {alert['reason']}" if alert.get("reason") else ""
+        extra = f", reason {alert.reason}" if alert.reason else ""
         lines.append(
-            f"  >> {ts:.1f} s  alert {alert['event'].upper()} (first seen {alert['first_seen_s']:.1f} s, "
-            f"confidence {alert['confidence']:.2f}{extra})"
+            f"  >> {ts:.1f} s  alert {alert.event.upper()} (first seen {alert.first_seen_s:.1f} s, "
+            f"confidence {alert.confidence:.2f}{extra})"
         )
     return lines
 
 
 def _verdict(log: RuleLog, s: dict) -> str:
-    starts = [(ts, a) for ts, _, alerts in log.frames for a in alerts if a["event"] == "start"]
+    starts = [(ts, a) for ts, _, alerts in log.frames for a in alerts if a.event is AlertEvent.START]
     if starts:
         ts, alert = starts[0]
-        return f"alert started at {ts:.1f} s: a candidate stationary since {alert['first_seen_s']:.1f} s reached dwell_s {s['dwell_s']:g} s"
+        return f"alert started at {ts:.1f} s: a candidate stationary since {alert.first_seen_s:.1f} s reached dwell_s {s['dwell_s']:g} s"
     views = [(ts, v) for ts, v, _ in log.frames]
     if any(v.state == "active" for _, v in views):
         return "an alert was already open in this range (started before it)"

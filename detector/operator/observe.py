@@ -1,27 +1,16 @@
-"""What each (zone, violation type) rule saw in one frame, read off the real pipeline's state.
+"""What each (zone, violation type) rule saw in one frame, read off the frame's rule snapshots.
 
-The engine keeps only the final candidates of a rule (stationary, in the zone, scoring enough).
-Operators also want to know what *almost* counted: objects of the type's classes that are in
-the zone but still moving, or in the zone but scoring too low. This recomputes those masks from
-the tracks and the rule's zone (cheap: a point-in-polygon test per object and rule), it never
-changes the pipeline's decisions.
+The engine's snapshot (detector/rules/engine.py) carries, per rule, the masks of the frame's
+objects of the type's roles, in the zone, scoring enough and the final candidates. Operators
+also want to know what *almost* counted (in the zone but moving, or scoring too low): this turns
+the masks into per-object views; it never changes the pipeline's decisions.
 """
 
 from dataclasses import dataclass
 
 import numpy as np
 
-from detector.config.schema import ViolationType
-from detector.detections import Detections
-from detector.rules import RoleMap
-from detector.rules.engine import ZoneRule
-
-# Roles whose objects can make (part of) a candidate of each type; see docs/violations.md.
-TYPE_ROLES = {
-    ViolationType.ILLEGAL_PARKING: ("vehicle",),
-    ViolationType.STREET_VENDING: ("vendor", "person", "vending_item"),
-    ViolationType.STRAY_GARBAGE: ("garbage",),
-}
+from detector.worker import FrameResult
 
 
 @dataclass(frozen=True)
@@ -49,52 +38,34 @@ class RuleView:
     candidates: int  # the rule's candidates: those of them that are stationary too
 
 
-def role_mask(violation: ViolationType, tracks: Detections, roles: RoleMap) -> np.ndarray:
-    mask = np.zeros(len(tracks), bool)
-    for role in TYPE_ROLES[violation]:
-        mask |= roles.has(role, tracks.class_id)
-    return mask
-
-
-def view_rules(
-    rules: list[ZoneRule], tracks: Detections, roles: RoleMap, width: int, height: int, *, with_objects: bool = True
-) -> list[RuleView]:
-    """One RuleView per rule for the frame whose tracks the engine has just judged.
-
-    `with_objects=False` leaves `objects` empty (the report's recorder needs only the counts).
-    """
+def view_rules(result: FrameResult, *, with_objects: bool = True) -> list[RuleView]:
+    """One RuleView per rule of the frame. `with_objects=False` leaves `objects` empty (the
+    report's recorder needs only the counts)."""
+    tracks = result.tracks
     views = []
-    in_zone_cache: dict[str, np.ndarray] = {}
-    for rule in rules:
-        if rule.zone.id not in in_zone_cache:
-            in_zone_cache[rule.zone.id] = rule.zone.contains(tracks.xyxy, width, height)
-        in_zone = in_zone_cache[rule.zone.id]
-        relevant = role_mask(rule.violation, tracks, roles)
-        scored = tracks.confidence >= rule.settings.min_score
-        candidates = set(int(i) for i in rule.candidates)
+    for rule in result.rules:
         objects = tuple(
             ObjectView(
                 track_id=int(tracks.tracker_id[i]),
-                label=roles.labels[int(tracks.class_id[i])],
+                label=result.labels[int(tracks.class_id[i])],
                 score=round(float(tracks.confidence[i]), 3),
-                in_zone=bool(in_zone[i]),
+                in_zone=bool(rule.in_zone[i]),
                 stationary=bool(tracks.data["stationary"][i]),
                 settled_since=float(tracks.data["settled_since"][i]),
-                candidate=int(i) in candidates,
+                candidate=bool(rule.candidates[i]),
             )
-            for i in (np.flatnonzero(relevant) if with_objects else ())
+            for i in (np.flatnonzero(rule.relevant) if with_objects else ())
         )
-        debouncer = rule.debouncer
         views.append(
             RuleView(
-                zone=rule.zone.id,
+                zone=rule.zone,
                 violation=rule.violation.value,
-                state=debouncer.state.value,
-                pending_since=debouncer.pending_since,
-                active_since=debouncer.first_seen_s if debouncer.state.value == "active" else None,
+                state=rule.state.value,
+                pending_since=rule.pending_since,
+                active_since=rule.active_since,
                 objects=objects,
-                present=int((in_zone & relevant & scored).sum()),
-                candidates=len(candidates),
+                present=int((rule.in_zone & rule.relevant & rule.scored).sum()),
+                candidates=int(rule.candidates.sum()),
             )
         )
     return views

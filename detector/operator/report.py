@@ -11,6 +11,7 @@ from html import escape
 from pathlib import Path
 
 from detector import scoring
+from detector.alerts import Alert, AlertEvent
 from detector.errors import redact_url
 from detector.operator.timeline import GT_COLOUR, LANES, TimelineRecorder, timeline_svg
 
@@ -35,7 +36,7 @@ class ReportInputs:
     stream_s: float
     wall_s: float
     detect_fps: float
-    alerts: list[dict]
+    alerts: list[Alert]
     events_path: Path
     video_path: Path | None
     recorder: TimelineRecorder
@@ -60,7 +61,7 @@ def write_report(inputs: ReportInputs) -> Path:
 def render(inputs: ReportInputs, ground_truth: scoring.GroundTruth | None) -> str:
     out_dir = Path(inputs.out_dir)
     end_s = inputs.stream_s + 1.0 / inputs.detect_fps
-    starts = [a for a in inputs.alerts if a["event"] == "start"]
+    starts = [a for a in inputs.alerts if a.event is AlertEvent.START]
     speed = inputs.stream_s / inputs.wall_s if inputs.wall_s else 0.0
     parts = [
         "<!doctype html><html><head><meta charset='utf-8'>",
@@ -90,11 +91,11 @@ def render(inputs: ReportInputs, ground_truth: scoring.GroundTruth | None) -> st
     return "\n".join(parts)
 
 
-def _alerts_section(alerts: list[dict]) -> list[str]:
+def _alerts_section(alerts: list[Alert]) -> list[str]:
     parts = ["<h2>Alerts</h2>"]
-    by_id: dict[str, list[dict]] = {}
-    for payload in alerts:
-        by_id.setdefault(payload["id"], []).append(payload)
+    by_id: dict[str, list[Alert]] = {}
+    for alert in alerts:
+        by_id.setdefault(alert.id, []).append(alert)
     if not by_id:
         return parts + ["<p>No alerts.</p>"]
     parts.append(
@@ -102,24 +103,23 @@ def _alerts_section(alerts: list[dict]) -> list[str]:
         "<th>start (stream s)</th><th>end (stream s)</th><th>confidence</th><th>objects</th><th>id</th></tr>"
     )
     for alert_id, events in by_id.items():
-        start = next((e for e in events if e["event"] == "start"), events[0])
-        end = next((e for e in events if e["event"] == "end"), None)
-        snapshot = start.get("snapshot") or {}
+        start = next((e for e in events if e.event is AlertEvent.START), events[0])
+        end = next((e for e in events if e.event is AlertEvent.END), None)
         image = (
-            f"<a href='{escape(snapshot['path'])}'><img class='snapshot' src='{escape(snapshot['path'])}' "
+            f"<a href='{escape(start.snapshot.path)}'><img class='snapshot' src='{escape(start.snapshot.path)}' "
             f"alt='evidence {escape(alert_id)}'></a>"
-            if snapshot.get("path")
+            if start.snapshot
             else "-"
         )
-        ended = "-" if end is None else f"{end['stream_time_s']:.1f} ({escape(end.get('reason', ''))})"
+        ended = "-" if end is None else f"{end.stream_time_s:.1f} ({escape(end.reason or '')})"
         objects = "<br>".join(
-            f"{escape(o['label'])} {o['score']:.2f} #{o.get('track_id', '?')}" for o in start.get("objects", [])
+            f"{escape(o.label)} {o.score:.2f} #{'?' if o.track_id is None else o.track_id}" for o in start.objects
         )
         parts.append(
-            f"<tr class='alert'><td>{image}</td><td>{escape(start['type'])}</td><td>{escape(start['zone'])}</td>"
-            f"<td class='num'>{start['first_seen_s']:.1f}</td><td class='num start'>{start['stream_time_s']:.1f}<br>"
-            f"<small>{escape(start.get('at', ''))}</small></td><td class='num'>{ended}</td>"
-            f"<td class='num'>{start['confidence']:.2f}</td><td>{objects}</td><td><small>{escape(alert_id)}</small></td></tr>"
+            f"<tr class='alert'><td>{image}</td><td>{escape(start.type)}</td><td>{escape(start.zone)}</td>"
+            f"<td class='num'>{start.first_seen_s:.1f}</td><td class='num start'>{start.stream_time_s:.1f}<br>"
+            f"<small>{escape(start.at)}</small></td><td class='num'>{ended}</td>"
+            f"<td class='num'>{start.confidence:.2f}</td><td>{objects}</td><td><small>{escape(alert_id)}</small></td></tr>"
         )
     parts.append("</table>")
     return parts
@@ -136,7 +136,7 @@ def _timeline_section(inputs: ReportInputs, ground_truth: scoring.GroundTruth | 
         "<i>stationary</i>: those that are also stationary (the rule's candidates).</p>",
     ]
     for track in inputs.recorder.tracks:
-        alerts = [a for a in inputs.alerts if a["zone"] == track.zone and a["type"] == track.violation]
+        alerts = [a for a in inputs.alerts if a.key == (track.zone, track.violation)]
         truth = []
         if ground_truth is not None:
             truth = [
@@ -154,18 +154,7 @@ def _score_section(result: scoring.Score, path: Path | None) -> list[str]:
     header = ("type", "gt", "alarms", "TP", "FP", "FN", "precision", "recall", "F1", "latency median s", "latency max s")
     parts.append("".join(f"<th>{h}</th>" for h in header) + "</tr>")
     for row in result.rows:
-        cells = (
-            row.ground_truth,
-            row.alarms,
-            row.tp,
-            row.fp,
-            row.fn,
-            _ratio(row.precision),
-            _ratio(row.recall),
-            _ratio(row.f1),
-            _ratio(row.latency_median_s, 1),
-            _ratio(row.latency_max_s, 1),
-        )
+        cells = row.cells()
         parts.append(
             f"<tr data-type='{escape(row.type)}'><th>{escape(row.type)}</th>"
             + "".join(f"<td class='num'>{c}</td>" for c in cells)
@@ -201,7 +190,3 @@ def _relative(out_dir: Path, path: Path) -> str:
 def _link(out_dir: Path, path: Path) -> str:
     target = _relative(out_dir, path)
     return f"<a href='{escape(target)}'>{escape(target)}</a>"
-
-
-def _ratio(value: float | None, digits: int = 2) -> str:
-    return "-" if value is None else f"{value:.{digits}f}"

@@ -8,11 +8,10 @@ the detect stage's cached output through `CameraPipeline.track_and_judge` — th
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
-from detector.alerts import EvidenceWriter, Sink
-from detector.config import AppConfig, CameraConfig, config_digest
+from detector.alerts import Alert, EvidenceWriter, Sink
+from detector.config import AppConfig, CameraConfig
 from detector.errors import ConfigError
 from detector.operator.cache import DetectionCache
-from detector.replay import model_threshold
 from detector.worker import CameraPipeline, FrameResult
 
 
@@ -24,27 +23,26 @@ def replay_rules(
     origin: datetime,
     sinks: list[Sink] | None = None,
     evidence: EvidenceWriter | None = None,
-    on_frame: Callable[[FrameResult, CameraPipeline], None] | None = None,
+    on_frame: Callable[[FrameResult], None] | None = None,
     until_s: float | None = None,
-) -> list[dict]:
+) -> list[Alert]:
     """Alert payloads of `camera` under `config` over the cached clip (up to `until_s`)."""
-    threshold = model_threshold(config)
+    threshold = config.model_threshold
     if threshold < cache.model_threshold - 1e-9:
         raise ConfigError(
             f"cached detections were made at model threshold {cache.model_threshold:g}; "
             f"this config needs {threshold:g} (rebuild the cache with the lower threshold)"
         )
-    pipeline = CameraPipeline(
+    pipeline = CameraPipeline.build(
         config,
         camera,
-        cache.model(),
-        sinks=list(sinks or []),
+        detector=cache.model(),
+        sinks=sinks or (),
         wall_of=lambda ts: origin + timedelta(seconds=ts),
         evidence=evidence,
-        config_sha256=config_digest(config),
     )
     static_id = cache.static_object_id
-    alerts: list[dict] = []
+    alerts: list[Alert] = []
     for frame, detections, inference_ms in cache.frames():
         if until_s is not None and frame.ts > until_s + 1e-9:
             break
@@ -53,5 +51,5 @@ def replay_rules(
         result = pipeline.track_and_judge(detections[keep], frame, inference_ms)
         alerts += result.alerts
         if on_frame is not None:
-            on_frame(result, pipeline)
+            on_frame(result)
     return alerts

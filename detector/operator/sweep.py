@@ -20,13 +20,11 @@ from pydantic import ValidationError
 
 from detector import scoring
 from detector.config import AppConfig, CameraConfig
-from detector.config.schema import TrackConfig, ViolationSettings, ViolationType
+from detector.config.schema import VIOLATION_KEYS, TrackConfig, ViolationSettings, ViolationType
 from detector.errors import ConfigError
 from detector.operator.cache import cached_detections
 from detector.operator.rules_only import replay_rules
-from detector.replay import model_threshold
 
-VIOLATION_KEYS = ("dwell_s", "grace_s", "clear_s", "cooldown_s", "update_s", "min_score")
 TRACK_KEYS = ("settle_s", "tolerance", "match_iou")
 FIXED_ORIGIN = datetime(2000, 1, 3, 12, 0, tzinfo=UTC)  # a Monday noon: irrelevant without schedules
 
@@ -195,7 +193,7 @@ def sweep(
     config.camera(camera_id)  # KeyError -> the CLI's ConfigError
     combos = combinations(sweeps)
     variants = [apply(config, camera_id, combo) for combo in combos]
-    threshold = min(model_threshold(c) for c, _ in variants)  # the cache must cover every combination
+    threshold = min(c.model_threshold for c, _ in variants)  # the cache must cover every combination
     started = time.perf_counter()
     caches, built = [], 0
     for clip in clips:

@@ -6,11 +6,13 @@ state machine's state. The plot is drawn here in plain SVG so the report needs n
 library and opens in any browser offline.
 """
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from html import escape
 
+from detector.alerts import Alert
 from detector.operator.observe import view_rules
-from detector.worker import CameraPipeline, FrameResult
+from detector.worker import FrameResult
 
 LANES = (  # (label, colour); a lane is "on" while its condition holds
     ("present", "#9ecae1"),
@@ -39,15 +41,14 @@ class RuleTrack:
 
 
 class TimelineRecorder:
-    """`observe(result, pipeline)` after each frame; `tracks` holds one RuleTrack per rule."""
+    """`observe(result)` after each frame; `tracks` holds one RuleTrack per rule."""
 
     def __init__(self) -> None:
         self.tracks: list[RuleTrack] = []
         self.end_s = 0.0
 
-    def observe(self, result: FrameResult, pipeline: CameraPipeline) -> None:
-        height, width = result.frame.image.shape[:2]
-        views = view_rules(pipeline.engine.rules, result.tracks, pipeline.roles, width, height, with_objects=False)
+    def observe(self, result: FrameResult) -> None:
+        views = view_rules(result, with_objects=False)
         if not self.tracks:
             self.tracks = [RuleTrack(v.zone, v.violation) for v in views]
         ts = result.frame.ts
@@ -86,7 +87,7 @@ def timeline_svg(
     track: RuleTrack,
     end_s: float,
     *,
-    alerts: list[dict] = (),
+    alerts: Sequence[Alert] = (),
     ground_truth: list[tuple[float, float]] = (),
     width: int = 960,
 ) -> str:
@@ -121,12 +122,12 @@ def timeline_svg(
                 f'fill="{colour}"><title>{name} {begin:.1f}-{end:.1f} s</title></rect>'
             )
     for alert in alerts:
-        colour = {"start": "#a50f15", "end": "#636363"}.get(alert["event"])
+        colour = {"start": "#a50f15", "end": "#636363"}.get(alert.event)
         if colour:
-            t = float(alert["stream_time_s"])
+            t = float(alert.stream_time_s)
             out.append(
-                f'<line class="alert-{alert["event"]}" x1="{x(t)}" x2="{x(t)}" y1="0" y2="{axis_y}" stroke="{colour}" '
-                f'stroke-width="2"><title>{alert["event"]} {t:.1f} s</title></line>'
+                f'<line class="alert-{alert.event}" x1="{x(t)}" x2="{x(t)}" y1="0" y2="{axis_y}" stroke="{colour}" '
+                f'stroke-width="2"><title>{alert.event} {t:.1f} s</title></line>'
             )
     step = nice_step(span)
     out.append(f'<line x1="{left}" x2="{left + plot_w}" y1="{axis_y}" y2="{axis_y}" stroke="#333"/>')

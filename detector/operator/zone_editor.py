@@ -35,6 +35,7 @@ from detector.config import ViolationType, check_files, load_config
 from detector.config.schema import DEFAULT_VIOLATIONS
 from detector.errors import ConfigError, DetectorError, SourceError, redact_url
 from detector.operator.yaml_edit import ConfigDocument
+from detector.urls import is_stream_url
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +53,7 @@ class FrameGrabber:
 
     def __init__(self, source: str) -> None:
         self.source = source
-        self.live = "://" in source
+        self.live = is_stream_url(source)
         self._lock = threading.Lock()
         self._cache: OrderedDict[int, bytes] = OrderedDict()
         try:

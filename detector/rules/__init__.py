@@ -1,5 +1,6 @@
-from detector.rules.debounce import Candidate, Debouncer, State, Transition
-from detector.rules.engine import ViolationEngine, ZoneEvent
-from detector.rules.roles import RoleMap
+"""Violation rules: roles, one class per violation type (violations.py, the registry), the
+per-zone state machine (debounce.py) and the engine that runs them for one camera (engine.py).
 
-__all__ = ["Candidate", "Debouncer", "RoleMap", "State", "Transition", "ViolationEngine", "ZoneEvent"]
+Import the submodules directly: the config schema imports the registry, so this package's
+top level stays free of imports that would need the config first.
+"""

@@ -1,4 +1,9 @@
-"""Zones x violation types of one camera: rule candidates fed to their debouncers."""
+"""Zones x violation types of one camera: rule candidates fed to their debouncers.
+
+`update` returns the frame's events and a frozen snapshot of every (zone, type) rule: what it
+saw and where its state machine stands. Views (annotated video, explain, the report's timeline,
+zone-state messages) read the snapshot, never the engine.
+"""
 
 from dataclasses import dataclass
 from datetime import datetime
@@ -9,32 +14,53 @@ import numpy as np
 from detector.config.schedule import in_schedule
 from detector.config.schema import DetectConfig, ViolationDefaults, ViolationSettings, ViolationType, ZoneConfig
 from detector.detections import Detections
-from detector.rules.debounce import Candidate, Debouncer, Transition
+from detector.rules.debounce import Candidate, Debouncer, State, Transition
 from detector.rules.roles import RoleMap
-from detector.rules.violations import RULES
-from detector.zones import Zone
+from detector.rules.violations import RULES, ViolationRule
+from detector.zones.zone import Zone
 
 
 @dataclass(frozen=True)
 class ZoneEvent:
     zone_id: str
     violation: ViolationType
+    polygon: np.ndarray  # (k, 2) normalised: the zone as configured, for the evidence snapshot
     transition: Transition
 
 
-@dataclass
-class ZoneRule:
-    """One (zone, violation type) pair with its resolved settings and state machine."""
+@dataclass(frozen=True)
+class RuleSnapshot:
+    """One (zone, type) rule after a frame. Masks are (n,) bool over that frame's tracks."""
 
-    zone: Zone
+    zone: str
     violation: ViolationType
     settings: ViolationSettings
+    polygon: np.ndarray  # (k, 2) normalised
+    state: State
+    pending_since: float | None  # earliest settle time among pending candidates (dwell timer)
+    active_since: float | None  # first_seen_s of the open alert
+    in_zone: np.ndarray
+    relevant: np.ndarray  # objects of the type's roles (what could make a candidate)
+    scored: np.ndarray  # confidence >= the rule's min_score
+    candidates: np.ndarray  # the rule's candidates (stationary, in the zone, scoring enough)
+
+
+@dataclass(frozen=True)
+class Judgement:
+    events: tuple[ZoneEvent, ...]
+    rules: tuple[RuleSnapshot, ...]
+
+
+@dataclass
+class _ZoneRule:
+    zone: Zone
+    rule: type[ViolationRule]
+    settings: ViolationSettings
     debouncer: Debouncer
-    candidates: np.ndarray  # indices into the last frame's tracks (for drawing and explain)
 
 
 class ViolationEngine:
-    """`update(tracks, ts, wall, width, height) -> list[ZoneEvent]` for one camera."""
+    """`update(tracks, ts, wall, width, height) -> Judgement` for one camera."""
 
     def __init__(
         self,
@@ -44,43 +70,73 @@ class ViolationEngine:
         roles: RoleMap,
         timezone: str,
     ) -> None:
-        self.roles = roles
-        self.timezone = ZoneInfo(timezone)
-        self.rules: list[ZoneRule] = []
+        self._roles = roles
+        self._timezone = ZoneInfo(timezone)
         self._schedules = {z.id: z.schedule_windows for z in zones}
+        self._rules: list[_ZoneRule] = []
         for zone_config in zones:
             zone = Zone(zone_config)
             for violation in zone_config.violations:
                 settings = zone_config.settings_for(violation, defaults, detect)
-                self.rules.append(ZoneRule(zone, violation, settings, Debouncer(settings), np.zeros(0, np.int64)))
+                self._rules.append(_ZoneRule(zone, RULES[violation], settings, Debouncer(settings)))
 
     @property
     def memory_s(self) -> float:
         """How long the tracker must remember an unseen object for these rules."""
-        return max((max(r.settings.grace_s, r.settings.clear_s) for r in self.rules), default=10.0)
+        return max((max(r.settings.grace_s, r.settings.clear_s) for r in self._rules), default=10.0)
 
-    def update(self, tracks: Detections, ts: float, wall: datetime, width: int, height: int) -> list[ZoneEvent]:
-        local = wall.astimezone(self.timezone)
+    def update(self, tracks: Detections, ts: float, wall: datetime, width: int, height: int) -> Judgement:
+        local = wall.astimezone(self._timezone)
         scale = np.array([width, height, width, height], np.float32)
         events: list[ZoneEvent] = []
-        in_zone_cache: dict[str, np.ndarray] = {}
-        for rule in self.rules:
-            if rule.zone.id not in in_zone_cache:
-                in_zone_cache[rule.zone.id] = rule.zone.contains(tracks.xyxy, width, height)
-            scored = tracks.confidence >= rule.settings.min_score
-            mask = RULES[rule.violation](tracks, in_zone_cache[rule.zone.id] & scored, self.roles)
-            rule.candidates = np.flatnonzero(mask)
+        snapshots: list[RuleSnapshot] = []
+        in_zone_of: dict[str, np.ndarray] = {}
+        for r in self._rules:
+            if r.zone.id not in in_zone_of:
+                in_zone_of[r.zone.id] = r.zone.contains(tracks.xyxy, width, height)
+            in_zone = in_zone_of[r.zone.id]
+            scored = tracks.confidence >= r.settings.min_score
+            mask = r.rule.candidates(tracks, in_zone & scored, self._roles)
             candidates = [
                 Candidate(
                     track_id=int(tracks.tracker_id[i]),
                     settled_since=float(tracks.data["settled_since"][i]),
                     box=tuple(round(float(v), 4) for v in tracks.xyxy[i] / scale),
-                    label=self.roles.labels[int(tracks.class_id[i])],
+                    label=self._roles.labels[int(tracks.class_id[i])],
                     score=round(float(tracks.confidence[i]), 3),
                 )
-                for i in rule.candidates
+                for i in np.flatnonzero(mask)
             ]
-            enforced = in_schedule(self._schedules[rule.zone.id], local)
-            for transition in rule.debouncer.update(ts, candidates, enforced):
-                events.append(ZoneEvent(rule.zone.id, rule.violation, transition))
-        return events
+            violation = ViolationType(r.rule.type)
+            enforced = in_schedule(self._schedules[r.zone.id], local)
+            for transition in r.debouncer.update(ts, candidates, enforced):
+                events.append(ZoneEvent(r.zone.id, violation, r.zone.normalised, transition))
+            relevant = self._roles.has_any(r.rule.roles, tracks.class_id)
+            snapshots.append(self._snapshot(r, violation, in_zone, relevant, scored, mask))
+        return Judgement(tuple(events), tuple(snapshots))
+
+    def restore(self, zone_id: str, violation: str, ts: float, objects: tuple[Candidate, ...]) -> bool:
+        """Put an alert opened by an earlier process back as ACTIVE (Debouncer.restore); False
+        when the config no longer has that (zone, type)."""
+        for r in self._rules:
+            if r.zone.id == zone_id and r.rule.type == violation:
+                r.debouncer.restore(ts, objects)
+                return True
+        return False
+
+    @staticmethod
+    def _snapshot(r: _ZoneRule, violation, in_zone, relevant, scored, candidates) -> RuleSnapshot:
+        d = r.debouncer
+        return RuleSnapshot(
+            zone=r.zone.id,
+            violation=violation,
+            settings=r.settings,
+            polygon=r.zone.normalised,
+            state=d.state,
+            pending_since=d.pending_since,
+            active_since=d.first_seen_s if d.state is State.ACTIVE else None,
+            in_zone=in_zone,
+            relevant=relevant,
+            scored=scored,
+            candidates=candidates,
+        )

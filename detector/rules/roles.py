@@ -1,13 +1,27 @@
-"""Which model classes play which role in the violation rules."""
+"""Roles: which model classes play which part in the violation rules.
 
+A rule asks for roles ("a stationary `vehicle`"), never for class names, so one rule serves a
+COCO model (its fallbacks below) and a model trained on the city's own classes (mapped in the
+config's `roles` section). Each violation type declares the roles it reads
+(detector/rules/violations.py); the config's `roles` section is generated from them.
+"""
+
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
-from detector.config.schema import RoleClasses
-
 STATIC_OBJECT_LABEL = "static_object"  # class of the static-new-object detector's boxes
-ROLES = ("vehicle", "person", "vendor", "vending_item", "garbage")
+
+
+@dataclass(frozen=True)
+class Role:
+    """A part objects play in a rule, with the COCO classes that play it by default."""
+
+    name: str
+    coco: tuple[str, ...]
+    description: str
+    static_objects: bool = False  # the static-new-object detector's boxes play it too
 
 
 @dataclass(frozen=True)
@@ -19,15 +33,16 @@ class RoleMap:
     unknown: tuple[str, ...]  # configured names the model does not have
 
     @classmethod
-    def build(cls, model_names: list[str], roles: RoleClasses) -> "RoleMap":
+    def build(cls, model_names: Sequence[str], roles: Iterable[Role], classes: Mapping[str, Sequence[str]]) -> "RoleMap":
+        """`classes`: the configured class names per role (the config's `roles` section)."""
         labels = (*model_names, STATIC_OBJECT_LABEL)
         index = {name: i for i, name in enumerate(labels)}
         ids, unknown = {}, []
-        for role in ROLES:
-            names = getattr(roles, role)
-            unknown += [f"roles.{role}: {n}" for n in names if n not in index]
-            ids[role] = np.array([index[n] for n in names if n in index], np.int32)
-        ids["garbage"] = np.append(ids["garbage"], index[STATIC_OBJECT_LABEL]).astype(np.int32)
+        for role in roles:
+            names = classes[role.name]
+            unknown += [f"roles.{role.name}: {n}" for n in names if n not in index]
+            found = [index[n] for n in names if n in index] + ([index[STATIC_OBJECT_LABEL]] if role.static_objects else [])
+            ids[role.name] = np.array(found, np.int32)
         return cls(labels=labels, ids=ids, unknown=tuple(unknown))
 
     @property
@@ -36,3 +51,9 @@ class RoleMap:
 
     def has(self, role: str, class_id: np.ndarray) -> np.ndarray:
         return np.isin(class_id, self.ids[role])
+
+    def has_any(self, roles: Iterable[Role], class_id: np.ndarray) -> np.ndarray:
+        mask = np.zeros(len(class_id), bool)
+        for role in roles:
+            mask |= self.has(role.name, class_id)
+        return mask

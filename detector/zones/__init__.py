@@ -1,3 +1,1 @@
-from detector.zones.zone import Zone
-
-__all__ = ["Zone"]
+"""Zones: pure box geometry (geometry.py) and a camera's zone polygons on frames (zone.py)."""

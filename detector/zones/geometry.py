@@ -1,9 +1,17 @@
-"""Pure geometry on pixel boxes and polygons."""
+"""Pure geometry on pixel boxes, in numpy only (the config imports it through the rule registry,
+and the supervisor reads the config: no OpenCV here)."""
 
-import cv2
+from enum import StrEnum
+
 import numpy as np
 
-from detector.config.schema import Anchor
+
+class Anchor(StrEnum):
+    """The point of a box tested against a zone polygon (or the box's overlap with it)."""
+
+    BOTTOM_CENTER = "bottom_center"
+    CENTER = "center"
+    OVERLAP = "overlap"
 
 
 def anchor_points(xyxy: np.ndarray, anchor: Anchor) -> np.ndarray:
@@ -18,12 +26,6 @@ def anchor_points(xyxy: np.ndarray, anchor: Anchor) -> np.ndarray:
     else:
         y = (xyxy[:, 1] + xyxy[:, 3]) / 2
     return np.stack([x, y], axis=1).astype(np.float32)
-
-
-def points_in_polygon(points: np.ndarray, polygon: np.ndarray) -> np.ndarray:
-    """(n, 2) points, (k, 2) polygon -> (n,) bool; points on the boundary are inside."""
-    contour = polygon.astype(np.float32).reshape(-1, 1, 2)
-    return np.array([cv2.pointPolygonTest(contour, (float(x), float(y)), False) >= 0 for x, y in points], bool)
 
 
 def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:

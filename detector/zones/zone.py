@@ -3,8 +3,8 @@
 import cv2
 import numpy as np
 
-from detector.config.schema import Anchor, ZoneConfig
-from detector.zones.geometry import anchor_points, points_in_polygon
+from detector.config.schema import ZoneConfig
+from detector.zones.geometry import Anchor, anchor_points
 
 
 class Zone:
@@ -19,6 +19,7 @@ class Zone:
         self.anchor = config.anchor
         self.overlap_min = config.overlap_min
         self.normalised = np.array(config.polygon, np.float32)
+        self.normalised.flags.writeable = False  # shared by every snapshot and event of the zone
         self._size: tuple[int, int] | None = None
         self._polygon_px = self.normalised
         self._integral: np.ndarray | None = None
@@ -52,3 +53,9 @@ class Zone:
         inside = s[y2, x2] - s[y1, x2] - s[y2, x1] + s[y1, x1]
         area = np.maximum((x2 - x1) * (y2 - y1), 1)
         return inside / area
+
+
+def points_in_polygon(points: np.ndarray, polygon: np.ndarray) -> np.ndarray:
+    """(n, 2) points, (k, 2) polygon -> (n,) bool; points on the boundary are inside."""
+    contour = polygon.astype(np.float32).reshape(-1, 1, 2)
+    return np.array([cv2.pointPolygonTest(contour, (float(x), float(y)), False) >= 0 for x, y in points], bool)

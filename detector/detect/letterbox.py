@@ -1,0 +1,45 @@
+"""Fitting a frame into a model's input without distorting it, and mapping boxes back."""
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+PAD_VALUE = 114
+
+
+@dataclass(frozen=True)
+class Letterbox:
+    """How a frame was fitted into the model input: input = frame * scale + (pad_x, pad_y)."""
+
+    scale: float
+    pad_x: float
+    pad_y: float
+
+    def to_frame(self, xyxy: np.ndarray) -> np.ndarray:
+        offset = np.array([self.pad_x, self.pad_y, self.pad_x, self.pad_y], np.float32)
+        return (xyxy - offset) / self.scale
+
+
+def letterbox(image: np.ndarray, size: tuple[int, int], centred: bool) -> tuple[np.ndarray, Letterbox]:
+    """Resize keeping aspect ratio and pad to `size` (height, width) with grey 114.
+
+    Centred padding rounds as Ultralytics' LetterBox does, so boxes match its predictions;
+    top-left padding truncates the resized size as YOLOX's `preproc` does.
+    """
+    height, width = image.shape[:2]
+    scale = min(size[0] / height, size[1] / width)
+    if centred:
+        new_w, new_h = round(width * scale), round(height * scale)
+        dw, dh = (size[1] - new_w) / 2, (size[0] - new_h) / 2
+        top, left = round(dh - 0.1), round(dw - 0.1)
+    else:
+        new_w, new_h = int(width * scale), int(height * scale)
+        top, left = 0, 0
+    canvas = np.full((size[0], size[1], 3), PAD_VALUE, np.uint8)
+    window = canvas[top : top + new_h, left : left + new_w]
+    if (new_w, new_h) == (width, height):
+        window[:] = image
+    else:  # resize straight into the canvas: no intermediate image, no border copy
+        cv2.resize(image, (new_w, new_h), dst=window, interpolation=cv2.INTER_LINEAR)
+    return canvas, Letterbox(scale=scale, pad_x=left, pad_y=top)
