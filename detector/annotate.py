@@ -1,6 +1,8 @@
 """Annotated replay video: zones coloured by state, boxes with track ids and stationary timers,
 zone dwell timers and banners for alert events. H.264 through PyAV (plays in browsers)."""
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from fractions import Fraction
 from pathlib import Path
 
@@ -8,6 +10,7 @@ import av
 import numpy as np
 
 from detector import draw
+from detector.errors import OutputError
 from detector.rules.debounce import State
 from detector.rules.engine import RuleSnapshot
 from detector.worker import FrameResult
@@ -20,8 +23,10 @@ class Annotator:
     def __init__(self, path: Path, fps: float) -> None:
         self.path = Path(path)
         self.fps = fps
-        self._container = av.open(str(self.path), mode="w")
+        with self._writing():
+            self._container = av.open(str(self.path), mode="w")
         self._stream = None
+        self._failed = False  # a write failed: the encoder must not be flushed any more
         self._banners: list[tuple[float, str]] = []
 
     def write(self, result: FrameResult) -> None:
@@ -75,9 +80,22 @@ class Annotator:
         frame = av.VideoFrame.from_ndarray(image[: self._stream.height, : self._stream.width], format="bgr24")
         frame.pts = int(round(ts * 1000))
         frame.time_base = Fraction(1, 1000)
-        self._container.mux(self._stream.encode(frame))
+        with self._writing():
+            self._container.mux(self._stream.encode(frame))
 
     def close(self) -> None:
-        if self._stream is not None:
-            self._container.mux(self._stream.encode(None))
-        self._container.close()
+        with self._writing():
+            try:
+                if self._stream is not None and not self._failed:  # after a failed write, FFmpeg would crash
+                    self._container.mux(self._stream.encode(None))
+            finally:
+                self._container.close()
+
+    @contextmanager
+    def _writing(self) -> Iterator[None]:
+        """FFmpeg's file errors (not a folder, read-only, disk full) as one line naming the video."""
+        try:
+            yield
+        except (av.FFmpegError, OSError) as exc:
+            self._failed = True
+            raise OutputError(f"{self.path}: cannot write the annotated video: {exc.strerror or exc}") from None

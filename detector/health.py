@@ -6,6 +6,10 @@ written every heartbeat by `report()` to `{storage_dir}/health/{camera}.json` (t
 liveness signal, what `detector status` prints) and sent by the publisher thread as MQTT
 `.../health` (docs/mqtt.md has the table of fields). `worker_down` is the one definition of a
 worker that is down, for `detector status` and the supervisor alike.
+
+A full or read-only disk does not stop the heartbeat: the storage fields say so (detector.storage),
+and when no new file can be made the health file is rewritten in place (its block is already on
+disk), so the supervisor still sees the worker beat.
 """
 
 import json
@@ -15,9 +19,12 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
+from contextlib import suppress
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+from detector.storage import HEALTH_FIELDS, Storage
 
 if TYPE_CHECKING:  # the supervisor reads health files and must not import PyAV (docs/edge.md)
     from detector.capture.source import FrameSource
@@ -34,6 +41,7 @@ class Delivery:
     outbox_dropped: int | None = None
     mqtt_reconnects: int | None = None
     delivered: int | None = None
+    outbox_memory: int | None = None
 
 
 @dataclass(frozen=True)
@@ -51,18 +59,28 @@ def health_path(storage_dir: Path, camera_id: str) -> Path:
 class HealthMeter:
     """Thread-safe: the frame loop feeds and reports, the publisher thread takes snapshots."""
 
-    def __init__(self, camera_id: str, *, path: Path | None = None, source: "FrameSource | None" = None) -> None:
+    def __init__(
+        self,
+        camera_id: str,
+        *,
+        path: Path | None = None,
+        source: "FrameSource | None" = None,
+        storage: Storage | None = None,
+    ) -> None:
         """`path`: the health file (None: no file, e.g. a replay); `source`: a live source (None:
-        the source fields are null)."""
+        the source fields are null); `storage`: the camera's storage_dir, whose faults and disk
+        use the meter reports (None: those fields are null)."""
         self.camera_id = camera_id
         self.path = Path(path) if path is not None else None
         if self.path is not None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.storage = storage
         self.source = source  # `detector run` sets it once the live source is open
         self.delivery: Callable[[], Delivery] = Delivery  # the alert channel's, once opened with this meter
         self.started_at = time.time()
         self._lock = threading.Lock()
         self._state = "running"
+        self._failure: str | None = None  # why the worker cannot start (state "failed")
         self._heartbeat_at = self.started_at
         self._frames_out = 0
         self._stream_time_s: float | None = None
@@ -89,12 +107,34 @@ class HealthMeter:
         with self._lock:
             self._state = state
             self._heartbeat_at = time.time()
+        if self.storage is not None:
+            self.storage.probe()  # once a second: a full disk that has room again clears here
         health = self.snapshot()
         if self.path is not None:
-            partial = self.path.with_suffix(".tmp")
-            partial.write_text(json.dumps(health))
-            os.replace(partial, self.path)
+            self._write(json.dumps(health).encode())
         return health
+
+    def _write(self, data: bytes) -> None:
+        """Atomically (a new file renamed over the old); on a full disk, in place."""
+        partial = self.path.with_suffix(".tmp")
+        try:
+            partial.write_bytes(data)
+            os.replace(partial, self.path)
+        except OSError as exc:
+            with suppress(OSError):  # read-only: unlink fails too
+                partial.unlink(missing_ok=True)
+            if self.storage is None or not self.storage.failed("health", self.path, exc):
+                raise
+            _rewrite_in_place(self.path, data)
+            return
+        if self.storage is not None:
+            self.storage.succeeded("health")
+
+    def failed(self, reason: str) -> dict:
+        """The worker cannot start (its config or the model is wrong): `state: failed`, the
+        reason as `last_error`."""
+        self._failure = reason
+        return self.report("failed")
 
     def snapshot(self) -> dict:
         """The health dict; `heartbeat_at` only moves with the frame loop, so a hung loop shows
@@ -132,9 +172,9 @@ class HealthMeter:
             "stream_reconnects": stats.reconnects if live else None,
             "decode_errors": stats.decode_errors if live else None,
             "dropped_frames": stats.dropped if live else None,
-            "last_error": stats.last_error if live else None,
+            "last_error": self._failure or (stats.last_error if live else None),
         }
-        return health | asdict(delivery)
+        return health | asdict(delivery) | (self.storage.health() if self.storage is not None else _NO_STORAGE)
 
     def _mark(self, now: float) -> _Mark:
         frames_in = self.source.stats.decoded if self.source is not None else 0
@@ -146,6 +186,17 @@ class HealthMeter:
             self._frames.popleft()
         while len(self._marks) > 1 and self._marks[1].at <= now - WINDOW_S:
             self._marks.popleft()
+
+
+_NO_STORAGE = dict.fromkeys(HEALTH_FIELDS)
+
+
+def _rewrite_in_place(path: Path, data: bytes) -> None:
+    """Overwrite the health file in place, padded with spaces to its old length (JSON allows
+    them), never truncated: a full disk has no block for a new file, but this one's block is
+    there, and a reader sees one whole JSON object (read_health reads again if not)."""
+    with suppress(OSError), open(path, "r+b") as f:  # read-only, or no file yet: the beat goes stale
+        f.write(data.ljust(os.fstat(f.fileno()).st_size))
 
 
 def _rate(count: float, span: float, digits: int = 2) -> float:
@@ -162,25 +213,33 @@ def _cpu_s() -> float:
 
 
 def read_health(storage_dir: Path, camera_id: str) -> dict | None:
-    try:
-        return json.loads(health_path(storage_dir, camera_id).read_text())
-    except (OSError, ValueError):
-        return None
+    """The camera's health file, None without one. Read twice before giving up on a file that
+    does not parse: it may have been caught mid-way through an in-place rewrite (full disk)."""
+    for attempt in range(2):
+        try:
+            return json.loads(health_path(storage_dir, camera_id).read_text())
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError):
+            if attempt == 0:
+                time.sleep(0.01)
+    return None
 
 
 def worker_down(health: dict | None, now: float, heartbeat_timeout_s: float) -> str | None:
     """Why the worker that wrote `health` is not running, or None while it is (starting,
     running, or stopping after `state: stopped` but still beating in time).
 
-    "no report" (no health file); "stopped" (stopped cleanly, process gone); "dead" (process gone
-    without stopping: killed or crashed); "silent N s" (process there, no heartbeat for more than
-    `heartbeat_timeout_s`: hung). `now` is time.time().
+    "no report" (no health file); "stopped" (stopped cleanly, process gone); "failed" (could not
+    start: config or model, `last_error` says why); "dead" (process gone otherwise: killed or
+    crashed); "silent N s" (process there, no heartbeat for more than `heartbeat_timeout_s`:
+    hung). `now` is time.time().
     """
     if health is None:
         return "no report"
     alive = _alive(health.get("pid", 0))
     if not alive:
-        return "stopped" if health.get("state") == "stopped" else "dead"
+        return health.get("state") if health.get("state") in ("stopped", "failed") else "dead"
     silent = now - health.get("heartbeat_at", 0)
     if silent > heartbeat_timeout_s:
         return f"silent {silent:.0f} s"
@@ -218,9 +277,17 @@ def status_lines(config) -> list[str]:
             f"{camera.id:16} {down or h.get('state', '?'):13} {h.get('stream') or '-':12} {fps:>11} "
             f"{_num(h.get('frame_age_s'), '.1f'):>6} {_num(h.get('inference_ms'), '.0f'):>8} "
             f"{_num(h.get('stream_reconnects'), 'd'):>6} {_num(h.get('decode_errors'), 'd'):>7} "
-            f"{_num(h.get('dropped_frames'), 'd'):>7} {_num(h.get('cpu_cores'), '.2f'):>5}  {h.get('last_error') or ''}"
+            f"{_num(h.get('dropped_frames'), 'd'):>7} {_num(h.get('cpu_cores'), '.2f'):>5}  {_problems(h)}"
         )
     return lines
+
+
+def _problems(health: dict) -> str:
+    """The last-error column: the stream's last error, and storage when it is not fine."""
+    problems = [health.get("last_error") or ""]
+    if health.get("storage") not in (None, "ok"):
+        problems.append(f"storage {health['storage']}: {health.get('storage_path')}")
+    return "; ".join(p for p in problems if p)
 
 
 def _num(value: float | None, spec: str) -> str:

@@ -4,11 +4,13 @@
 
 Fields come from `extra={"kv": {...}}` on the log call (event, reason, ...) and from the process
 (`camera` in a worker). Every line passes through redact_url, whatever its origin (an FFmpeg or
-paho message quoting a URL), so credentials never reach a log.
+paho message quoting a URL), so credentials never reach a log; so do uncaught exceptions (whose
+message may quote a URL), which are logged here instead of printed by Python.
 """
 
 import logging
 import sys
+import threading
 import time
 
 from detector.errors import redact_url
@@ -37,7 +39,9 @@ class KvFormatter(logging.Formatter):
         fields["msg"] = record.getMessage()
         if record.exc_info:
             fields["exc"] = self.formatException(record.exc_info)
-        return redact_url(" ".join(f"{k}={_quote(v)}" for k, v in fields.items()))
+        # each value redacted while its lines are still lines: a URL's user:password ends at the
+        # last `@` of its line, and quoting makes the whole record one line
+        return " ".join(f"{k}={_quote(redact_url(str(v)))}" for k, v in fields.items())
 
 
 class RedactingFormatter(logging.Formatter):
@@ -58,3 +62,13 @@ def configure(fmt: str = "text", verbose: bool = False, camera: str | None = Non
     root.addHandler(handler)
     root.setLevel(logging.DEBUG if verbose else logging.INFO)
     logging.getLogger("libav").setLevel(logging.ERROR)  # FFmpeg's own chatter; faults are reported by the source
+    sys.excepthook = _log_uncaught
+    threading.excepthook = lambda hook: _log_uncaught(hook.exc_type, hook.exc_value, hook.exc_traceback, hook.thread)
+
+
+def _log_uncaught(kind, value, traceback, thread: threading.Thread | None = None) -> None:
+    """A crash's traceback through the formatter (redacted, one kv line) rather than raw stderr."""
+    if issubclass(kind, (KeyboardInterrupt, SystemExit)):
+        return sys.__excepthook__(kind, value, traceback)
+    where = f" in thread {thread.name}" if thread is not None else ""
+    logging.getLogger("detector").critical("uncaught exception%s", where, exc_info=(kind, value, traceback))

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import math
 import statistics
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -83,7 +84,8 @@ class Alarm:
 def _as_float(value: Any, where: str, *, allow_none: bool = False) -> float | None:
     if value is None and allow_none:
         return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+    # not `math.isfinite`: it raises OverflowError for an integer beyond any float
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not abs(value) <= sys.float_info.max:
         kind = "a number or null" if allow_none else "a number"
         raise ValueError(f"{where}: must be {kind}, got {value!r}")
     return float(value)

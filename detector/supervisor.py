@@ -1,23 +1,29 @@
 """`detector run CONFIG`: one worker process per camera, supervised (docs/edge.md).
 
-Workers are subprocesses `python -m detector worker CONFIG --camera ID --slots DIR`, not
+Workers are subprocesses `python -m detector worker STORAGE/run/config.yaml --camera ID ...`, not
 multiprocessing children: the supervisor never imports the model, FFmpeg or paho (a fault in them
 cannot take it down or hang it), nothing is forked from a process with threads, each worker shows
 its camera in `ps`, and a worker is exactly what an operator can start by hand to debug one camera.
 
     crash (any exit while running)  -> restarted after restart_min_s doubling to restart_max_s (x0.5..1 jitter);
                                        the delay resets once a worker has run for 60 s
-    hang (health.worker_down: no heartbeat for heartbeat_timeout_s; no report for startup_timeout_s)
+    exit 2 or 4 (config or model)   -> no restart (it would fail the same way, for every camera):
+                                       one error line, every worker stopped, exit with that code
+    hang (no byte down its heartbeat pipe for heartbeat_timeout_s; none since start for
+          startup_timeout_s; timed on the monotonic clock, independent of the disk)
                                     -> SIGKILL, then restarted like a crash
     SIGTERM / SIGINT                -> SIGTERM to every worker (each flushes its outbox and publishes
                                        `offline`), SIGKILL after stop_timeout_s; exit 0
     SIGHUP                          -> re-read the config; restart the workers whose camera (or any
                                        shared section) changed, start new cameras, stop removed ones.
-                                       An invalid new config is logged and the running one kept.
+                                       An invalid new config (or a model that does not load) is
+                                       logged and the running one kept. Workers read the text the
+                                       supervisor accepted (STORAGE/run/config.yaml), never the file.
 """
 
 import fcntl
 import logging
+import os
 import signal
 import subprocess
 import sys
@@ -28,13 +34,17 @@ from pathlib import Path
 from detector.backoff import Backoff
 from detector.budget import create_slots, max_concurrent
 from detector.config import AppConfig, CameraConfig, check_files, load_config
-from detector.errors import ConfigError, DetectorError
-from detector.health import read_health, worker_down
+from detector.config.load import read_text
+from detector.errors import ConfigError, DetectorError, ModelError, redact_url
+from detector.health import HealthMeter, health_path, read_health
 
 log = logging.getLogger(__name__)
 
 POLL_S = 0.25
 STABLE_S = 60.0
+# A worker that exits with these cannot start: its config or the model is wrong, and both are
+# shared by every camera, so a restart only hides the failure from systemd.
+FATAL_ERRORS = {error.exit_code: error for error in (ConfigError, ModelError)}
 
 
 @dataclass
@@ -46,16 +56,20 @@ class _Worker:
     due: float = 0.0  # monotonic time of the next start while proc is None
     retiring: bool = False  # stopped for a reload: start again at once when it has exited
     restarts: int = 0
+    beats: int | None = None  # read end of its heartbeat pipe
+    beat_seen: float | None = None  # monotonic time of its last heartbeat; None: none yet (loading)
 
 
 class Supervisor:
     def __init__(self, config_path: Path, *, log_format: str = "text", verbose: bool = False) -> None:
         self.config_path = Path(config_path)
-        self.config = _load(self.config_path)
+        self.config, text = _load(self.config_path)
+        self._model_stamp = _model_stamp(self.config)
         self.log_args = ["--log-format", log_format] + (["-v"] if verbose else [])
         self.workers: dict[str, _Worker] = {}
         self._stop = False
         self._reload = False
+        self._failure: DetectorError | None = None  # why a worker cannot start: raised once all stopped
         run_dir = Path(self.config.storage_dir) / "run"
         try:
             run_dir.mkdir(parents=True, exist_ok=True)
@@ -66,6 +80,10 @@ class Supervisor:
             fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             raise ConfigError(f"another `detector run` uses storage_dir {self.config.storage_dir}") from None
+        # Workers (restarts included) read the config the supervisor accepted, never the file as
+        # it is now: an edit that was not reloaded, or was refused, cannot reach them.
+        self.accepted = run_dir / "config.yaml"
+        _keep(self.accepted, text)
         self.slots_dir = run_dir / "inference-slots"
         self.slots = max_concurrent(self.config.inference.max_concurrent, self.config.model.threads)
         create_slots(self.slots_dir, self.slots)
@@ -95,6 +113,8 @@ class Supervisor:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
         log.info("stopped", extra={"kv": {"event": "supervisor_stopped"}})
+        if self._failure is not None:
+            raise self._failure
         return 0
 
     def _on_signal(self, signum, frame) -> None:
@@ -111,7 +131,12 @@ class Supervisor:
             return
         code = w.proc.poll()
         if code is not None:
-            w.proc = None
+            pid, w.proc = w.proc.pid, None
+            _close(w.beats)
+            w.beats = None
+            if code in FATAL_ERRORS:
+                self._give_up(camera_id, pid, code)
+                return
             if w.retiring:
                 w.retiring, w.due = False, now
                 if camera_id not in {c.id for c in self.config.cameras}:
@@ -134,18 +159,40 @@ class Supervisor:
         if not w.retiring and self._hung(camera_id, w, now):
             w.proc.kill()  # reaped and restarted with backoff by the next _tend
 
-    def _hung(self, camera_id: str, w: _Worker, now: float) -> bool:
-        s = self.config.supervisor
+    def _give_up(self, camera_id: str, pid: int, code: int) -> None:
+        """One line with the worker's reason (from its health file), then stop everything."""
+        if self._failure is not None:  # stopping already: one line is enough
+            return
         health = read_health(self.config.storage_dir, camera_id)
-        if health is None or health.get("pid") != w.proc.pid:  # no report of this worker yet (loading)
-            silent = now - w.started
-            down = f"no report for {silent:.0f} s" if silent > s.startup_timeout_s else None
+        if health is not None and health.get("pid") == pid and health.get("state") == "failed":
+            reason = redact_url(str(health.get("last_error")))
         else:
-            down = worker_down(health, time.time(), s.heartbeat_timeout_s)
-        if down is None:
+            reason = f"exit status {code} (its `detector: error:` line above says why)"
+        log.error(
+            "worker of camera %s cannot start, stopping every camera (a restart cannot fix this): %s",
+            camera_id,
+            reason,
+            extra={"kv": {"event": "worker_failed", "camera": camera_id, "code": code, "reason": reason}},
+        )
+        self._failure = FATAL_ERRORS[code](f"camera {camera_id} cannot start: {reason}")
+        self._stop = True
+
+    def _hung(self, camera_id: str, w: _Worker, now: float) -> bool:
+        """A worker beats down its pipe every second (detector/run.py): silence is timed here on the
+        monotonic clock, so neither a full or read-only disk (no health file) nor a wall-clock step
+        looks like a hang."""
+        s = self.config.supervisor
+        if _drain(w.beats):
+            w.beat_seen = now
+        if w.beat_seen is None:
+            silent, limit, what = now - w.started, s.startup_timeout_s, "no heartbeat since it started"
+        else:
+            silent, limit, what = now - w.beat_seen, s.heartbeat_timeout_s, "no heartbeat"
+        if silent <= limit:
             return False
+        down = f"{what} for {silent:.0f} s"
         log.warning(
-            "worker of camera %s (pid %d) down (%s): killing it",
+            "worker of camera %s (pid %d) hung (%s): killing it",
             camera_id,
             w.proc.pid,
             down,
@@ -160,13 +207,22 @@ class Supervisor:
             "detector",
             *self.log_args,
             "worker",
-            str(self.config_path),
+            str(self.accepted),
             "--camera",
             camera_id,
             "--slots",
             str(self.slots_dir),
+            "--parent",
+            str(os.getpid()),
         ]
-        w.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL)
+        beats, beat_end = os.pipe()
+        os.set_blocking(beats, False)
+        try:
+            w.proc = subprocess.Popen([*args, "--beat-fd", str(beat_end)], stdin=subprocess.DEVNULL, pass_fds=(beat_end,))
+        finally:
+            os.close(beat_end)  # the worker holds the write end
+        _close(w.beats)
+        w.beats, w.beat_seen = beats, None
         w.started = time.monotonic()
         if w.restarts or w.attempt:
             log.info(
@@ -181,7 +237,9 @@ class Supervisor:
 
     def _apply_reload(self) -> None:
         try:
-            new = _load(self.config_path)
+            new, text = _load(self.config_path)
+            if _model_stamp(new) != self._model_stamp:
+                self._probe(new, text)
         except DetectorError as exc:
             log.error(
                 "reload refused, keeping the running config: %s",
@@ -189,9 +247,10 @@ class Supervisor:
                 extra={"kv": {"event": "reload_failed", "reason": str(exc)}},
             )
             return
-        shared_changed = _shared(new) != _shared(self.config)
+        _keep(self.accepted, text)
+        shared_changed = _shared(new) != _shared(self.config) or _model_stamp(new) != self._model_stamp
         old_cameras = {c.id: c for c in self.config.cameras}
-        self.config = new
+        self.config, self._model_stamp = new, _model_stamp(new)
         changed = []
         for camera in new.cameras:
             w = self.workers.get(camera.id)
@@ -214,6 +273,23 @@ class Supervisor:
             ", ".join(sorted(changed)) or "nothing",
             extra={"kv": {"event": "reloaded", "restarted": ",".join(sorted(changed))}},
         )
+
+    def _probe(self, new: AppConfig, text: str) -> None:
+        """A new or replaced model must load before the reload is taken: opened by a short-lived
+        worker process (the supervisor itself never imports the model's runtime)."""
+        candidate = self.accepted.with_name("config.candidate.yaml")
+        _keep(candidate, text)
+        args = [sys.executable, "-m", "detector", "worker", str(candidate), "--camera", new.cameras[0].id, "--probe"]
+        try:
+            probe = subprocess.run(args, stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                                   timeout=new.supervisor.startup_timeout_s)  # fmt: skip
+        except subprocess.TimeoutExpired:
+            raise ModelError(f"model {new.model.path} did not load in {new.supervisor.startup_timeout_s:g} s") from None
+        finally:
+            candidate.unlink(missing_ok=True)
+        if probe.returncode != 0:
+            reason = (probe.stderr.strip().splitlines() or [f"exit status {probe.returncode}"])[-1]
+            raise ModelError(f"model {new.model.path} does not load: {reason.removeprefix('detector: error: ')}")
 
     def _retire(self, w: _Worker) -> None:
         if w.proc is None:
@@ -240,10 +316,60 @@ class Supervisor:
                 w.proc.wait()
 
 
-def _load(path: Path) -> AppConfig:
-    config = load_config(path)
+def _beat_writer(fd: int | None):
+    """The worker's side of the heartbeat pipe: one byte a beat; a full pipe (a supervisor busy
+    for minutes) or a gone one is not the worker's problem."""
+    if fd is None:
+        return None
+    os.set_blocking(fd, False)
+
+    def beat() -> None:
+        try:
+            os.write(fd, b".")
+        except (BlockingIOError, BrokenPipeError):
+            pass
+
+    return beat
+
+
+def _load(path: Path) -> tuple[AppConfig, str]:
+    """The config as the file is now, validated, and the exact text that was validated."""
+    text = read_text(path)
+    config = load_config(path, text)
     check_files(config)
-    return config
+    return config, text
+
+
+def _drain(fd: int | None) -> bool:
+    """Whether beats came down the pipe since the last look."""
+    if fd is None:
+        return False
+    try:
+        return bool(os.read(fd, 4096))  # b"": the worker closed it (exiting)
+    except BlockingIOError:
+        return False
+
+
+def _close(fd: int | None) -> None:
+    if fd is not None:
+        os.close(fd)
+
+
+def _keep(path: Path, text: str) -> None:
+    """Atomically, readable by the owner only (a config may hold secrets written in clear)."""
+    partial = path.with_name(path.name + ".tmp")
+    with os.fdopen(os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w", encoding="utf-8") as file:
+        file.write(text)
+    os.replace(partial, path)
+
+
+def _model_stamp(config: AppConfig) -> tuple:
+    """The model settings and its file's size and change time: a new one is probed on reload."""
+    try:
+        stat = config.model.path.stat()
+    except OSError:
+        return (config.model, None)
+    return (config.model, stat.st_size, stat.st_mtime_ns)
 
 
 def _shared(config: AppConfig) -> dict:
@@ -251,31 +377,36 @@ def _shared(config: AppConfig) -> dict:
     return config.model_dump(exclude={"cameras"})
 
 
-def worker_main(config_path: Path, camera_id: str, slots_dir: Path | None) -> int:
+def probe_model(config_path: Path) -> int:
+    """`detector worker CONFIG --camera ID --probe`: open the config's model and exit (0 when it loads)."""
+    from detector.worker import open_configured_model
+
+    open_configured_model(load_config(config_path))
+    return 0
+
+
+def worker_main(config_path: Path, camera_id: str, slots_dir: Path | None, beat_fd: int | None = None) -> int:
     """`detector worker`: one camera until SIGTERM/SIGINT (or the supervisor's death)."""
     import threading
 
     from detector.run import run_camera
 
-    _die_with_parent()
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
     signal.signal(signal.SIGHUP, signal.SIG_IGN)  # reloads are the supervisor's business
-    config = load_config(config_path)
+    config = load_config(config_path)  # unreadable: only stderr can say why
     try:
-        config.camera(camera_id)
-    except KeyError as exc:
-        raise ConfigError(exc.args[0]) from None
-    run_camera(config, camera_id, stop, slots_dir)
+        try:
+            config.camera(camera_id)
+        except KeyError as exc:  # the message names the cameras there are
+            raise ConfigError(exc.args[0]) from None
+        run_camera(config, camera_id, stop, slots_dir, beat=_beat_writer(beat_fd))
+    except DetectorError as exc:
+        if exc.exit_code in FATAL_ERRORS:  # for `detector status` and the supervisor's line
+            try:
+                HealthMeter(camera_id, path=health_path(config.storage_dir, camera_id)).failed(redact_url(str(exc)))
+            except OSError:
+                pass  # no health file (storage broken too): the error line below still says why
+        raise
     return 0
-
-
-def _die_with_parent() -> None:
-    """Linux: SIGTERM this worker when the supervisor dies (no orphaned cameras)."""
-    try:
-        import ctypes
-
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass

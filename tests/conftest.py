@@ -1,6 +1,7 @@
 """Shared fixtures: project paths and the real assets (fetched by scripts/setup.sh)."""
 
 import os
+import time
 from pathlib import Path
 
 import pytest
@@ -31,6 +32,17 @@ def asset(relative: str) -> Path:
     if not path.is_file():
         pytest.fail(f"{relative} is missing: run scripts/setup.sh (it fetches models and clips)")
     return path
+
+
+def wait_for(predicate, timeout: float, what: str):
+    """predicate()'s first truthy value, polled every 50 ms; the test fails after `timeout` s."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.05)
+    pytest.fail(f"timed out after {timeout:g} s waiting for {what}")
 
 
 def require(condition: bool, why: str) -> None:

@@ -51,10 +51,12 @@ def make_h264_clip(
     gop: int | None = None,
     seconds: float | None = None,
     blank: tuple[float, float, float, float] | None = None,
+    blank_from_s: float = 0.0,
 ) -> Path:
     """Re-encode `source` to an H.264 MP4 (no B-frames, a keyframe every `gop` frames, default 1 s),
     optionally scaled, resampled to `fps` (frames repeated or dropped by time), cut to `seconds`,
-    and with the normalised rectangle `blank` painted grey (an object removed). Cached by name."""
+    and with the normalised rectangle `blank` painted grey from `blank_from_s` on (an object
+    removed, or leaving). Cached by name."""
     import av
 
     if target.exists():
@@ -83,7 +85,7 @@ def make_h264_clip(
             t = index / rate_in
             if seconds is not None and t >= seconds:
                 break
-            if blank is not None:
+            if blank is not None and t >= blank_from_s:
                 image = frame.to_ndarray(format="bgr24")
                 h, w = image.shape[:2]
                 image[int(blank[1] * h) : int(blank[3] * h), int(blank[0] * w) : int(blank[2] * w)] = 128

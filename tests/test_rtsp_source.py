@@ -3,6 +3,7 @@ decoding, and every stream fault: closed, frozen, wrong credentials, unreachable
 
 import logging
 import os
+import random
 import time
 from pathlib import Path
 
@@ -116,6 +117,35 @@ def test_frozen_server_is_detected_by_the_read_timeout(server, caplog):
     assert len(lost) == 1 and lost[0].kv["reason"].startswith("no data for 2 s")
     assert detected_s <= 2.0 + 1.0, detected_s  # the read timeout, plus the frames already on their way
     assert after and after[-1].gap_before_s >= 1.5 and source.stats.reconnects == 1  # frozen ~2 s, then reconnected
+
+
+def garbled(clip: Path, target: Path) -> Path:
+    """`clip` with runs of random bytes written over its coded frames (the header and the first
+    keyframe left intact): what a camera with a failing encoder or a lossy link sends."""
+    if not target.exists():
+        data = bytearray(clip.read_bytes())
+        rng = random.Random(8)
+        for offset in range(len(data) // 8, len(data) - 512, len(data) // 12):
+            data[offset : offset + 256] = rng.randbytes(256)
+        target.write_bytes(bytes(data))
+    return target
+
+
+def test_garbage_in_the_video_stream_is_skipped_not_fatal():
+    """Corrupt H.264 over RTSP: the decoder conceals or the packet is counted and skipped; frames
+    keep coming on increasing stream time, and the source never reports an outage for it."""
+    clip = garbled(vtest_clip(seconds=12), GENERATED / "vtest-garbled.mp4")
+    server = RtspServer(clip).start()
+    source = open_source(server.url, 2.0, live=True, name="cam", read_timeout_s=3.0, backoff=Backoff(0.2, 0.5))
+    try:
+        frames = pull(source, 20.0, until=lambda f: f.ts >= 10.0)
+        stats = source.stats
+    finally:
+        source.close()
+        server.kill()
+    assert frames and frames[-1].ts >= 10.0, [f.ts for f in frames]
+    assert all(b.ts > a.ts for a, b in zip(frames, frames[1:]))
+    assert stats.reconnects == 0 and stats.last_error is None, stats
 
 
 def test_wrong_credentials_and_unreachable_host_are_logged_once_without_secrets(caplog):

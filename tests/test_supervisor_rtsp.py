@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from conftest import wait_for
 from mqtt_broker import Collector, broker_fixture, needs_mosquitto  # noqa: F401
 from rtsp_server import PASSWORD, USER, RtspServer
 from test_rtsp_source import needs_gst, vtest_clip
@@ -45,16 +46,6 @@ def write_config(path: Path, store: Path, mqtt: dict | None, cameras: list[dict]
 def camera(camera_id: str, url: str) -> dict:
     zones = [{"id": "van-no-parking", "polygon": VAN_ZONE, "violations": ["illegal_parking"]}]
     return {"id": camera_id, "source": url, "read_timeout_s": 2, "reconnect_min_s": 0.2, "reconnect_max_s": 1, "zones": zones}
-
-
-def wait_for(predicate, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    pytest.fail(f"timed out after {timeout:g} s waiting for {what}")
 
 
 def health(collector: Collector, camera_id: str) -> list[dict]:

@@ -4,6 +4,7 @@ the clicked normalised coordinates with its comments intact. Bad edits show an e
 page and leave the file byte for byte unchanged. Also the YAML round trip on the real configs."""
 
 import json
+import re
 import shutil
 import threading
 import urllib.request
@@ -142,6 +143,7 @@ def test_drag_a_vertex_and_delete_a_zone(page, config_file):
     "points, name, message",
     [
         ([(100, 100), (300, 100)], "two-corners", "a polygon needs at least 3 points, got 2"),
+        ([(100, 100), (300, 300), (300, 100), (100, 300)], "bow-tie", "the outline must not cross or touch itself"),
         ([(400, 100), (500, 100), (450, 180)], "gate", "zone id 'gate' is used twice"),
         (
             [(400, 100), (500, 100), (450, 180)],
@@ -166,7 +168,9 @@ def test_api_refuses_a_stale_version_and_foreign_hosts(editor_url, config_file):
     assert state["frames"]["count"] > 700 and state["frames"]["width"] == 768
     config_file.write_text(config_file.read_text() + "\n# edited elsewhere\n")
     body = json.dumps({"version": state["version"], "zones": state["zones"]}).encode()
-    request = urllib.request.Request(editor_url + "api/save", body, {"Content-Type": "application/json"})
+    token = re.search(r'name="detector-token" content="([^"]+)"', urllib.request.urlopen(editor_url).read().decode())[1]
+    headers = {"Content-Type": "application/json", "X-Detector-Token": token}
+    request = urllib.request.Request(editor_url + "api/save", body, headers)
     with pytest.raises(urllib.error.HTTPError) as refused:
         urllib.request.urlopen(request)
     assert refused.value.code == 409 and "changed on disk" in refused.value.read().decode()

@@ -7,6 +7,7 @@ payload stay None and are left out again by `to_json`.
 """
 
 import json
+import sys
 from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import Any
@@ -69,6 +70,7 @@ class Alert:
     gap_s: float | None = None  # the payload's stream.gap_s: seconds of stream gaps so far
     delayed: bool = False
     reason: str | None = None  # why an `end` came (cleared, schedule)
+    snapshot_error: str | None = None  # why a start has no snapshot: disk_full | read_only | error
 
     @property
     def key(self) -> tuple[str, str]:
@@ -96,6 +98,8 @@ class Alert:
             "objects": [o.to_json() for o in self.objects],
             "snapshot": None if self.snapshot is None else {"path": self.snapshot.path, "sha256": self.snapshot.sha256},
         }
+        if self.snapshot_error:
+            out["snapshot_error"] = self.snapshot_error
         if self.model is not None:
             out["model"] = {"name": self.model.name, "sha256": self.model.sha256}
         if self.config_sha256 is not None:
@@ -144,6 +148,7 @@ class Alert:
                 gap_s=_number(data["stream"], "gap_s") if "gap_s" in (data.get("stream") or {}) else None,
                 delayed=_field(data, "delayed", bool, "true or false"),
                 reason=_text(data, "reason") if data.get("reason") else None,
+                snapshot_error=_text(data, "snapshot_error") if data.get("snapshot_error") else None,
             )
         except (TypeError, KeyError) as exc:
             raise ValueError(f"malformed field: {exc}") from None
@@ -156,6 +161,8 @@ class Alert:
             data = json.loads(body)
         except (ValueError, UnicodeDecodeError) as exc:
             raise ValueError(f"not JSON ({exc})") from None
+        except RecursionError:  # json's decoder recurses per level: `[[[[...` from a broker or a file
+            raise ValueError("not a payload: JSON nested too deeply") from None
         return cls.from_json(data)
 
 
@@ -176,7 +183,10 @@ def _text(data: dict, key: str) -> str:
 
 
 def _number(data: dict, key: str) -> float:
-    return _field(data, key, (int, float), "a number")
+    value = _field(data, key, (int, float), "a number")
+    if not abs(value) <= sys.float_info.max:  # NaN, Infinity (json reads both) and integers beyond any float
+        raise ValueError(f"{key} must be a finite number, got {value!r:.40}")
+    return value
 
 
 def _object(data: Any, index: int) -> AlertObject:

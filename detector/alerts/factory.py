@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 import numpy as np
 
 from detector.alerts.alert import Alert, AlertEvent, AlertObject, ModelStamp
-from detector.alerts.evidence import EvidenceWriter
+from detector.alerts.evidence import EvidenceSkipped, EvidenceWriter
 from detector.alerts.ids import new_alert_id
 from detector.alerts.open_alerts import OpenAlerts
 from detector.rules.engine import ZoneEvent
@@ -57,11 +57,14 @@ class AlertFactory:
             first_seen_at = iso_utc(self.wall_of(transition.first_seen_s))
         else:  # an earlier process's alert keeps its first_seen_at: stream times restart with the process
             alert_id, seq, first_seen_at = previous.id, previous.seq + 1, previous.first_seen_at
-        snapshot = None
+        snapshot = snapshot_error = None
         if kind is AlertEvent.START and self.evidence is not None:
             height, width = image.shape[:2]
             polygon_px = event.polygon * np.array([width, height], np.float32)
-            snapshot = self.evidence.write(alert_id, image, polygon_px, f"{event.zone_id}: {violation}", transition.objects)
+            try:
+                snapshot = self.evidence.write(alert_id, image, polygon_px, f"{event.zone_id}: {violation}", transition.objects)
+            except EvidenceSkipped as skipped:  # a full disk: the alert goes out without its JPEG
+                snapshot_error = skipped.state
         p = self.provenance
         alert = Alert(
             id=alert_id,
@@ -82,6 +85,7 @@ class AlertFactory:
             config_sha256=p.config_sha256,
             gap_s=round(gap_s, 3),
             reason=transition.reason or None,
+            snapshot_error=snapshot_error,
         )
         self.open.record(alert)
         return alert

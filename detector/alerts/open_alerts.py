@@ -10,10 +10,12 @@ import json
 import logging
 import os
 from collections.abc import Callable
+from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
 
 from detector.alerts.alert import Alert, AlertEvent, AlertObject
+from detector.storage import Storage
 
 log = logging.getLogger(__name__)
 
@@ -49,8 +51,11 @@ class OpenAlert:
 
 
 class OpenAlerts:
-    def __init__(self, path: Path | None = None) -> None:
+    def __init__(self, path: Path | None = None, storage: Storage | None = None) -> None:
+        """`storage`: hears a save that fails, which then waits for the next save (without
+        one the OSError goes up)."""
         self.path = None if path is None else Path(path)
+        self.storage = storage
         self._open: dict[tuple[str, str], OpenAlert] = {}
         self._dirty = False
         if self.path is not None:
@@ -102,13 +107,24 @@ class OpenAlerts:
             return []
 
     def save(self) -> None:
-        """Atomically, when something changed since the last save (a no-op without a path)."""
+        """Atomically, when something changed since the last save (a no-op without a path). On a
+        full disk the file keeps its last state and the next save tries again (the pipeline saves
+        after every frame): a restart meanwhile restores that older state."""
         if self.path is None or not self._dirty:
             return
         partial = self.path.with_suffix(".tmp")
-        with open(partial, "w", encoding="utf-8") as f:
-            json.dump({"open": [a.to_json() for a in self._open.values()]}, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(partial, self.path)
+        try:
+            with open(partial, "w", encoding="utf-8") as f:
+                json.dump({"open": [a.to_json() for a in self._open.values()]}, f)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(partial, self.path)
+        except OSError as exc:
+            with suppress(OSError):
+                partial.unlink(missing_ok=True)
+            if self.storage is None or not self.storage.failed("state", self.path, exc):
+                raise
+            return
+        if self.storage is not None:
+            self.storage.succeeded("state")
         self._dirty = False

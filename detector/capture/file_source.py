@@ -14,6 +14,10 @@ from detector.errors import SourceError
 
 log = logging.getLogger(__name__)
 
+# Larger than any camera (8K is 7680x4320): a header claiming more is corrupt or hostile, and one
+# such frame as BGR would take gigabytes before the model shrinks it to 640 pixels.
+MAX_FRAME_PIXELS = 8192 * 8192
+
 
 class FileSource(FrameSource):
     """A video file, decoded once from start to end.
@@ -34,15 +38,19 @@ class FileSource(FrameSource):
     def open(self) -> "FileSource":
         if self._container is not None:
             return self
+        if self.path.is_dir():
+            raise SourceError(f"{self.path}: is a directory, not a video file")
         if not self.path.is_file():
             raise SourceError(f"video file not found: {self.path}")
         try:
             container = av.open(str(self.path))
         except (av.FFmpegError, OSError) as exc:
-            raise SourceError(f"{self.path}: cannot open video: {exc}") from None
-        if not container.streams.video:
+            raise SourceError(f"{self.path}: cannot open video: {exc.strerror or exc}") from None
+        try:
+            _require_video(container, self.path)
+        except SourceError:
             container.close()
-            raise SourceError(f"{self.path}: contains no video stream")
+            raise
         self._container, self._stream = container, container.streams.video[0]
         self._stream.thread_type = "AUTO"
         rate = self._stream.average_rate or self._stream.guessed_rate
@@ -57,13 +65,14 @@ class FileSource(FrameSource):
     def frames(self, timeout_s: float | None = None) -> Iterator[Frame]:
         clock = StreamClock(1.0 / self.nominal_fps, self.max_gap_s)
         sampler = Sampler(self.fps)
-        index = -1
+        index, ts, cut_s = -1, 0.0, 0.0
         timestamps = _FrameTimes(self.nominal_fps, self.name)
         try:
             for av_frame in self._decode():
                 index += 1
                 self._update(decoded=index + 1, last_frame_at=time.time())
                 ts, gap = clock.advance(timestamps.seconds(av_frame.time, index))
+                cut_s += gap
                 if gap:
                     log.warning("%s: %.1f s of stream missing before frame %d; timers paused", self.name, gap, index)
                 if sampler.keep(ts, gap):
@@ -72,11 +81,16 @@ class FileSource(FrameSource):
             self.close()
         if index < 0:
             raise SourceError(f"{self.path}: no decodable video frames (corrupt or not a video?)")
+        if self.duration_s and self.duration_s - (ts + cut_s) > self.max_gap_s:
+            log.warning(
+                "%s: ended %.1f s into its %.1f s (truncated, or cut while being read?)", self.name, ts + cut_s, self.duration_s
+            )
         self._update(state="ended")
 
     def close(self) -> None:
         if self._container is not None:
             self._container.close()
+            self._container = None  # a later open() opens the file again instead of returning a closed one
 
     def _decode(self) -> Iterator[av.VideoFrame]:
         try:
@@ -86,6 +100,19 @@ class FileSource(FrameSource):
 
     def _count_decode_error(self) -> None:
         self._update(decode_errors=self.stats.decode_errors + 1)
+
+
+def _require_video(container, path: Path) -> None:
+    """SourceError unless the container holds a video this detector can play: FFmpeg also opens
+    stills (a JPEG renamed .mp4 is one frame, which no dwell time can ever be reached on), audio
+    files, and headers claiming any frame size."""
+    if not container.streams.video:
+        raise SourceError(f"{path}: contains no video stream")
+    if container.format.name == "image2" or container.format.name.endswith("_pipe"):  # jpeg_pipe, png_pipe, ...
+        raise SourceError(f"{path}: is a still image ({container.format.name}), not a video")
+    context = container.streams.video[0].codec_context
+    if context.width * context.height > MAX_FRAME_PIXELS:
+        raise SourceError(f"{path}: {context.width}x{context.height} frames are larger than any camera's (corrupt header?)")
 
 
 class _FrameTimes:

@@ -9,6 +9,7 @@ and keeps only the **latest** sampled frame: a consumer slower than the stream s
       -> logged once per outage (URL credentials redacted), retried with exponential backoff
          and jitter, and the outage is cut out of stream time (the next frame carries
          `gap_before_s`), so violation timers pause over it.
+    a file that opens but has no decodable frame -> the same, with state `no_frames`
 
 Every new session is a discontinuity: its first frame continues stream time one frame after the
 last one and carries the outage's wall time as `gap_before_s` (StreamClock.resume). Within a
@@ -46,6 +47,10 @@ def describe(exc: BaseException, read_timeout_s: float) -> str:
     if isinstance(exc, av.FFmpegError):
         return redact_url(exc.strerror or str(exc))  # PyAV appends the URL in str(); strerror has no URL
     return redact_url(f"{type(exc).__name__}: {exc}")
+
+
+END_OF_FILE = "end of file"  # a file played live: replayed from the start at once
+NO_FRAMES = "no decodable video frames (corrupt or not a video?)"  # a file that opens, but no frame decodes
 
 
 class _Closed(Exception):
@@ -123,16 +128,20 @@ class LiveSource(FrameSource):
                 self._lost(describe(exc, self.read_timeout_s))
             else:
                 try:
-                    if self._read(container):
+                    got = self._read(container)
+                    if got:
                         attempt = 0  # frames came: the next outage starts its backoff afresh
-                    self._lost("end of file" if self.is_file else "source closed the stream")
+                    if self.is_file:  # replayed at once only if it gave frames: else a busy loop
+                        self._lost(END_OF_FILE if got else NO_FRAMES)
+                    else:
+                        self._lost("source closed the stream")
                 except _Closed:
                     return
                 except (av.FFmpegError, OSError, ValueError) as exc:
                     self._lost(describe(exc, self.read_timeout_s))
                 finally:
                     container.close()
-            if self.is_file and self.stats.last_error == "end of file":
+            if self.is_file and self.stats.last_error == END_OF_FILE:
                 delay = 0.0
             else:
                 delay = self.backoff.delay(attempt)
@@ -215,7 +224,7 @@ class LiveSource(FrameSource):
         before = self.stats
         reconnects = before.reconnects + 1 if self._sessions > 1 else 0
         self._update(state="connected", reconnects=reconnects, size=(width, height))
-        if self._lost_at is not None and not (self.is_file and before.last_error == "end of file"):
+        if self._lost_at is not None and not (self.is_file and before.last_error == END_OF_FILE):
             outage = time.monotonic() - self._lost_at
             log.info(
                 "%s: stream restored after %.1f s (%s)",
@@ -238,11 +247,12 @@ class LiveSource(FrameSource):
     def _lost(self, reason: str) -> None:
         """Once per outage at warning level; further failed attempts of the same outage at debug."""
         was_connected = self.stats.state == "connected"
-        self._update(state="reconnecting" if self._sessions else "connecting", last_error=reason)
-        first = self._lost_at is None
+        first = self._lost_at is None or self.stats.last_error == END_OF_FILE  # a file's replay is no outage
+        state = "no_frames" if reason == NO_FRAMES else "reconnecting" if self._sessions else "connecting"
+        self._update(state=state, last_error=reason)
         if first:
             self._lost_at = time.monotonic()
-        if first and not (self.is_file and reason == "end of file"):
+        if first and reason != END_OF_FILE:
             verb = "stream lost" if was_connected else "cannot open stream"
             log.warning(
                 "%s: %s: %s; retrying with backoff",

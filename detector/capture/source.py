@@ -17,7 +17,8 @@ class SourceStats:
 
     Attributes:
         state: "connecting" (nothing yet), "connected", "reconnecting" (a live source's outage),
-            "ended" (a recording read to its end).
+            "no_frames" (a file played live that opens but has no decodable frame: retried with
+            backoff), "ended" (a recording read to its end).
         size: (width, height) of the frames, None until known.
         decoded: frames decoded, sampled or not.
         dropped: sampled frames replaced by a newer one before the consumer took them (live only).
@@ -27,7 +28,7 @@ class SourceStats:
         last_frame_at: time.time() of the latest decoded frame.
     """
 
-    state: Literal["connecting", "connected", "reconnecting", "ended"] = "connecting"
+    state: Literal["connecting", "connected", "reconnecting", "no_frames", "ended"] = "connecting"
     size: tuple[int, int] | None = None
     decoded: int = 0
     dropped: int = 0

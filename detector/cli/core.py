@@ -2,25 +2,27 @@
 
 import argparse
 import json
-from datetime import datetime
+import sys
 from pathlib import Path
+from urllib.parse import urlsplit
 
-from detector.cli.common import camera_of
+from detector.cli.common import camera_of, recorded_clip, seconds, site_time, wall_time
 from detector.cli.operator import report_recorder, write_report
-from detector.errors import ConfigError, PublishError, redact_url
+from detector.errors import ConfigError, OutputError, PublishError, redact_url
 
 
 def add_commands(commands) -> None:
     replay = commands.add_parser("replay", help="run one camera over a recorded clip as fast as possible")
     replay.add_argument("config", type=Path)
     replay.add_argument("--camera", required=True, help="camera id in the config")
-    replay.add_argument("--source", type=Path, help="clip to use instead of the camera's source")
+    replay.add_argument("--source", type=recorded_clip, help="clip to use instead of the camera's source")
     replay.add_argument("--out", type=Path, default=Path("out"), help="output folder (default: out)")
     replay.add_argument("--annotate", action="store_true", help="also write an annotated MP4")
     replay.add_argument(
         "--start-at",
-        type=datetime.fromisoformat,
-        help="wall-clock time of the clip's first frame (ISO 8601; default: now); drives schedules and `at`",
+        type=wall_time,
+        help="wall-clock time of the clip's first frame (ISO 8601; without an offset: the config's timezone; default: now); "
+        "drives schedules and `at`",
     )
     replay.add_argument(
         "--progress",
@@ -42,7 +44,7 @@ def add_commands(commands) -> None:
     score = commands.add_parser("score", help="precision, recall, F1 and alarm latency of alerts against ground truth")
     score.add_argument("events", type=Path, help="events.jsonl written by replay or run")
     score.add_argument("ground_truth", type=Path, help="ground-truth YAML (sample_videos/README.md)")
-    score.add_argument("--tolerance", type=float, default=10.0, help="seconds an alarm may come after a violation ended")
+    score.add_argument("--tolerance", type=seconds, default=10.0, help="seconds an alarm may come after a violation ended")
     score.set_defaults(command=_score)
 
 
@@ -54,16 +56,23 @@ def _replay(args: argparse.Namespace) -> int:
     camera = camera_of(config, args.camera)
     check_files(config, cameras=[] if args.source else [camera.id])
     recorder = report_recorder(args)  # checks --gt before the replay, not after
-    summary = replay(
-        config,
-        camera.id,
-        out_dir=args.out,
-        source=args.source,
-        annotate=args.annotate,
-        start_at=args.start_at,
-        progress=args.progress,
-        on_frame=recorder.observe if recorder is not None else None,
-    )
+    if args.out.exists() and not args.out.is_dir():
+        raise OutputError(f"--out {args.out}: is a file, not a folder")
+    try:
+        summary = replay(
+            config,
+            camera.id,
+            out_dir=args.out,
+            source=args.source,
+            annotate=args.annotate,
+            start_at=site_time(args.start_at, config),
+            progress=args.progress,
+            on_frame=recorder.observe if recorder is not None else None,
+        )
+        report = write_report(args, config, camera, summary, recorder) if recorder is not None else None
+    except OSError as exc:  # writing the output (a folder under a file, read-only, full); the video's are SourceErrors
+        where = f" ({exc.filename})" if exc.filename and Path(exc.filename) != args.out else ""
+        raise OutputError(f"--out {args.out}: cannot write there: {exc.strerror or exc}{where}") from None
     starts = sum(1 for a in summary.alerts if a.event == "start")
     speed = summary.stream_s / summary.wall_s if summary.wall_s else 0.0
     print(
@@ -72,8 +81,8 @@ def _replay(args: argparse.Namespace) -> int:
     )
     if summary.video_path:
         print(f"annotated video -> {summary.video_path}")
-    if recorder is not None:
-        print(f"report -> {write_report(args, config, camera, summary, recorder)}")
+    if report is not None:
+        print(f"report -> {report}")
     if summary.publish_problem:  # after the summary: the replay itself went fine
         raise PublishError(summary.publish_problem)
     return 0
@@ -100,6 +109,11 @@ def _check(args: argparse.Namespace) -> int:
     for camera in config.cameras:
         if not camera.is_file:
             print(f"camera {camera.id}: {redact_url(camera.source)} (live sources are opened by `detector run`)")
+            if _at_after_host(camera.source):
+                print(
+                    "  warning: an @ comes after a / ? or #, where FFmpeg ends the host name; "
+                    "if the password holds / ? or #, write them %2F %3F %23 (docs/security.md)"
+                )
             continue
         clip = FileSource(camera.source, fps=1.0).open()
         frames = sum(1 for _ in clip.frames())
@@ -109,6 +123,14 @@ def _check(args: argparse.Namespace) -> int:
             f"{clip.duration_s or 0:.1f} s, decodes ({frames} frames at 1 fps)"
         )
     return 0
+
+
+def _at_after_host(url: str) -> bool:
+    """Whether an `@` follows the host part as FFmpeg (and urlsplit) read it: a password with an
+    unencoded `/`, `?` or `#` makes FFmpeg connect to a "host" cut from the password. (Or an `@`
+    in the path: hence a warning, not an error.)"""
+    parts = urlsplit(url)
+    return "@" in parts.path + parts.query + parts.fragment
 
 
 def _print_schema() -> int:
@@ -121,12 +143,17 @@ def _print_schema() -> int:
 def _score(args: argparse.Namespace) -> int:
     from detector import scoring
 
+    skipped: list[str] = []
     try:
         ground_truth = scoring.load_ground_truth(args.ground_truth)
-        alarms = scoring.load_events(args.events)
+        alarms = scoring.load_events(args.events, warnings=skipped)
     except FileNotFoundError as exc:
         raise ConfigError(f"file not found: {exc.filename}") from None
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
+    if skipped and not alarms:  # not one alert in it: scored, it would show every violation as missed
+        raise ConfigError(f"{args.events}: not an events file: none of its {len(skipped)} lines is a detector.alert/1 payload")
+    for line in skipped:  # a line cut short by a crash or a full disk: the others still count
+        print(f"detector: warning: {line}", file=sys.stderr)
     print(scoring.format_report(scoring.score(alarms, ground_truth, tolerance_s=args.tolerance)))
     return 0

@@ -1,7 +1,11 @@
 """The edge box: `detector run | status` and the hidden `detector worker` (docs/edge.md)."""
 
 import argparse
+import os
+import signal
 from pathlib import Path
+
+from detector.errors import DetectorError
 
 
 def add_commands(commands) -> None:
@@ -16,6 +20,9 @@ def add_commands(commands) -> None:
     worker.add_argument("config", type=Path)
     worker.add_argument("--camera", required=True)
     worker.add_argument("--slots", type=Path, help="inference slot folder made by the supervisor")
+    worker.add_argument("--parent", type=int, help="pid of the supervisor: exit at once if it is gone")
+    worker.add_argument("--probe", action="store_true", help="only open the model and exit (a reload's check)")
+    worker.add_argument("--beat-fd", type=int, help="pipe to write a byte to every heartbeat (the supervisor's)")
     worker.set_defaults(command=_worker, log_camera=True)  # every log line names the camera
 
 
@@ -40,6 +47,22 @@ def _status(args: argparse.Namespace) -> int:
 
 
 def _worker(args: argparse.Namespace) -> int:
-    from detector.supervisor import worker_main
+    _die_with_parent(args.parent)  # first: the imports below (config, model, FFmpeg) take a while
+    from detector.supervisor import probe_model, worker_main
 
-    return worker_main(args.config, args.camera, args.slots)
+    if args.probe:
+        return probe_model(args.config)
+    return worker_main(args.config, args.camera, args.slots, args.beat_fd)
+
+
+def _die_with_parent(parent: int | None) -> None:
+    """Linux: SIGTERM this worker when the supervisor dies (no orphaned cameras). The signal only
+    covers a death after it is armed, so then check that the supervisor is still our parent."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+    if parent is not None and os.getppid() != parent:
+        raise DetectorError(f"the supervisor (pid {parent}) that started this worker is gone")

@@ -38,8 +38,10 @@ def _listen(args: argparse.Namespace) -> int:
     import os
 
     from detector.config import load_config
+    from detector.config.schema import ID_MAX_LENGTH
     from detector.mqtt.connection import Endpoint
     from detector.mqtt.listen import listen
+    from detector.mqtt.topics import prefix_problem
 
     base, prefix = Endpoint(host="localhost"), "detector"
     if args.config is not None:
@@ -47,6 +49,12 @@ def _listen(args: argparse.Namespace) -> int:
         if config.mqtt is None:
             raise ConfigError(f"{args.config}: no mqtt section")
         base, prefix = Endpoint.from_config(config.mqtt), config.mqtt.topic_prefix
+    prefix = args.prefix or prefix
+    problem = prefix_problem(prefix, ID_MAX_LENGTH)
+    if problem:
+        raise ConfigError(f"--prefix: the topic prefix {problem}")
+    if args.port is not None and not 1 <= args.port <= 65535:
+        raise ConfigError(f"--port {args.port}: a port is 1..65535")
     password = base.password
     if args.password_env:
         if args.password_env not in os.environ:
@@ -64,9 +72,7 @@ def _listen(args: argparse.Namespace) -> int:
         tls_insecure=args.tls_insecure or base.tls_insecure,
         use_tls=use_tls,
     )
-    return listen(
-        endpoint, args.prefix or prefix, as_json=args.json, health=args.health, count=args.count, timeout_s=args.timeout
-    )
+    return listen(endpoint, prefix, as_json=args.json, health=args.health, count=args.count, timeout_s=args.timeout)
 
 
 def _outbox(args: argparse.Namespace) -> int:

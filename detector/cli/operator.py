@@ -5,7 +5,7 @@ import sys
 from datetime import datetime
 from pathlib import Path
 
-from detector.cli.common import camera_of
+from detector.cli.common import camera_of, recorded_clip, seconds, site_time, wall_time
 from detector.errors import ConfigError, redact_url
 
 
@@ -13,7 +13,7 @@ def add_commands(commands) -> None:
     zones = commands.add_parser("zones", help="draw and edit a camera's zones in the browser, on a frame of its video")
     zones.add_argument("config", type=Path)
     zones.add_argument("--camera", required=True, help="camera id in the config")
-    zones.add_argument("--source", type=Path, help="clip to show instead of the camera's source")
+    zones.add_argument("--source", type=recorded_clip, help="clip to show instead of the camera's source")
     zones.add_argument("--port", type=int, default=8765, help="port on 127.0.0.1 (default: 8765; 0: any free port)")
     zones.add_argument("--no-browser", action="store_true", help="only print the address")
     zones.set_defaults(command=_zones)
@@ -25,9 +25,9 @@ def add_commands(commands) -> None:
     explain.add_argument("--type", dest="violation", help="violation type (default: every type of the zone)")
     explain.add_argument("--from", dest="from_s", type=float, default=0.0, help="stream seconds (default: 0)")
     explain.add_argument("--to", dest="to_s", type=float, required=True, help="stream seconds")
-    explain.add_argument("--source", type=Path, help="clip to use instead of the camera's source")
+    explain.add_argument("--source", type=recorded_clip, help="clip to use instead of the camera's source")
     explain.add_argument("--cache", type=Path, help="detections cache of `detector tune` (default: STORAGE_DIR/cache)")
-    explain.add_argument("--start-at", type=datetime.fromisoformat, help="wall-clock time of the first frame (schedules)")
+    explain.add_argument("--start-at", type=wall_time, help="wall-clock time of the first frame (schedules)")
     explain.set_defaults(command=_explain)
 
     tune = commands.add_parser("tune", help="sweep dwell/score/tracker settings over cached detections against ground truth")
@@ -43,12 +43,12 @@ def add_commands(commands) -> None:
         help="values to try: dwell_s, grace_s, clear_s, cooldown_s, update_s, min_score (TYPE.KEY for one type), "
         "track.settle_s, track.tolerance, track.match_iou",
     )
-    tune.add_argument("--source", type=Path, help="clip (with one --gt; default: the ground truth's clip, else the camera's)")
-    tune.add_argument("--cache", type=Path, help="detections cache folder (default: STORAGE_DIR/cache)")
-    tune.add_argument("--tolerance", type=float, default=10.0, help="seconds an alarm may come after a violation ended")
     tune.add_argument(
-        "--start-at", type=datetime.fromisoformat, help="wall-clock time of the first frame (schedules; default: fixed)"
+        "--source", type=recorded_clip, help="clip (with one --gt; default: the ground truth's clip, else the camera's)"
     )
+    tune.add_argument("--cache", type=Path, help="detections cache folder (default: STORAGE_DIR/cache)")
+    tune.add_argument("--tolerance", type=seconds, default=10.0, help="seconds an alarm may come after a violation ended")
+    tune.add_argument("--start-at", type=wall_time, help="wall-clock time of the first frame (schedules; default: fixed)")
     tune.set_defaults(command=_tune)
 
 
@@ -117,7 +117,7 @@ def _explain(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     camera = camera_of(config, args.camera)
     cache = args.cache or config.storage_dir / "cache"
-    origin = args.start_at or datetime.now(UTC)
+    origin = site_time(args.start_at, config) or datetime.now(UTC)
     lines, how = explain(
         config,
         camera,
@@ -144,7 +144,13 @@ def _tune(args: argparse.Namespace) -> int:
     clips = sweep.resolve_clips(camera, args.gt, args.source)
     cache = args.cache or config.storage_dir / "cache"
     result = sweep.sweep(
-        config, camera.id, sweeps, clips, cache_dir=cache, origin=args.start_at or sweep.FIXED_ORIGIN, tolerance_s=args.tolerance
+        config,
+        camera.id,
+        sweeps,
+        clips,
+        cache_dir=cache,
+        origin=site_time(args.start_at, config) or sweep.FIXED_ORIGIN,
+        tolerance_s=args.tolerance,
     )
     print(
         f"camera {camera.id}: {len(result.rows)} combinations x {len(clips)} clip{'s' if len(clips) != 1 else ''} ({', '.join(c.name for c in clips)})"

@@ -8,12 +8,14 @@ from pathlib import Path
 from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, create_model, field_validator, model_validator
 
 from detector.config.schedule import ScheduleWindow, parse_window
+from detector.mqtt.topics import prefix_problem
 from detector.rules.violations import ROLES, RULE_TYPES
 from detector.urls import is_stream_url
-from detector.zones.geometry import Anchor
+from detector.zones.geometry import Anchor, polygon_defect
 
 
 class Strict(BaseModel):
@@ -28,7 +30,9 @@ ViolationType.__doc__ = "A violation type of the rule registry (detector/rules/v
 
 Seconds = Annotated[float, Field(ge=0)]
 Score = Annotated[float, Field(ge=0, le=1)]
-Identifier = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", max_length=64)]
+ID_MAX_LENGTH = 64
+# Site, camera and zone ids are topic levels too (docs/mqtt.md): no /, +, #, $ or spaces.
+Identifier = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", max_length=ID_MAX_LENGTH)]
 
 
 class ModelConfig(Strict):
@@ -98,7 +102,9 @@ ViolationDefaults = create_model(
 
 class ZoneConfig(Strict):
     id: Identifier = Field(description="Zone name, unique within its camera; goes into topics, payloads and error messages")
-    polygon: tuple[tuple[float, float], ...] = Field(description="Normalised [x, y] vertices, 0..1")
+    polygon: tuple[tuple[float, float], ...] = Field(
+        description="Normalised [x, y] vertices, 0..1, in order around the zone: 3 to 256 points, an outline that does not cross itself"
+    )
     violations: tuple[ViolationType, ...] = Field(description="Violation types enforced in this zone, each listed once")
     anchor: Anchor = Field(Anchor.BOTTOM_CENTER, description="Point of the box tested against the polygon")
     overlap_min: Score = Field(0.5, description="With anchor: overlap, the fraction of the box inside the zone")
@@ -124,6 +130,9 @@ class ZoneConfig(Strict):
         for i, (x, y) in enumerate(polygon):
             if not (0 <= x <= 1 and 0 <= y <= 1):
                 raise ValueError(f"point {i} [{x}, {y}] is outside 0..1 (coordinates are normalised)")
+        defect = polygon_defect(np.array(polygon, np.float64))
+        if defect is not None:
+            raise ValueError(defect)
         return polygon
 
     @field_validator("schedule")
@@ -189,13 +198,18 @@ class TlsConfig(Strict):
 
 
 class MqttConfig(Strict):
-    host: str = Field(description="Broker host name or IP address")
+    host: str = Field(description="Broker host name or IP address (no scheme, port or user: those are keys of their own)")
     port: int = Field(1883, ge=1, le=65535, description="Broker port (8883 is usual with TLS)")
-    topic_prefix: str = Field("detector", description="First level of every topic: {prefix}/{site}/{camera}/...")
+    topic_prefix: str = Field(
+        "detector",
+        description="First level(s) of every topic: {prefix}/{site}/{camera}/...; no $ at the start, no + # or empty level",
+    )
     username: str | None = Field(None, description="Broker user (none = anonymous)")
     password: SecretStr | None = Field(None, description="Broker password; write ${MQTT_PASSWORD} to keep it in the environment")
     tls: TlsConfig | None = Field(None, description="Connect over TLS (absent = plain TCP)")
-    keepalive_s: int = Field(30, ge=5, description="MQTT keepalive; 1.5x this without traffic and the broker sends the last will")
+    keepalive_s: int = Field(
+        30, ge=5, le=65535, description="MQTT keepalive; 1.5x this without traffic and the broker sends the last will"
+    )
     health_interval_s: Seconds = Field(30.0, description="Interval of the .../health messages")
     snapshots: bool = Field(False, description="Also publish the evidence JPEG on .../snapshot/{alert_id}")
     # --- issue 3 (detector/mqtt, docs/mqtt.md) ---
@@ -207,11 +221,23 @@ class MqttConfig(Strict):
         15.0, description="At the end of a replay / shutdown: how long to wait for the outbox to drain"
     )
 
+    @field_validator("host")
+    @classmethod
+    def _host(cls, host: str) -> str:
+        if not host.strip():
+            raise ValueError("give the broker's host name or IP address")
+        if any(c.isspace() or c in "/@" for c in host):
+            raise ValueError(
+                "a host name only: no scheme, path, user or spaces (port, username and password are keys of their own)"
+            )
+        return host
+
     @field_validator("topic_prefix")
     @classmethod
     def _topic_prefix(cls, prefix: str) -> str:
-        if not prefix or any(c in prefix for c in "+#\x00") or prefix.startswith("/") or prefix.endswith("/"):
-            raise ValueError(f"topic prefix {prefix!r} must be non-empty, without + # or a leading/trailing /")
+        problem = prefix_problem(prefix, ID_MAX_LENGTH)
+        if problem:
+            raise ValueError(f"the topic prefix {problem}")
         return prefix
 
     @model_validator(mode="after")
@@ -227,6 +253,22 @@ class OutboxConfig(Strict):
     max_alerts: int = Field(
         10000, ge=10, description="Bound; when full, the oldest snapshots, then updates, then any alerts are dropped (logged)"
     )
+
+
+class RetentionConfig(Strict):
+    """`detector run`: how long each camera's evidence JPEGs and events files are kept (docs/edge.md)."""
+
+    max_age_days: float = Field(30.0, gt=0, description="Evidence JPEGs and rotated events files older than this are deleted")
+    max_total_mb: float = Field(
+        1024.0,
+        gt=0,
+        description="Per camera: evidence and events files together at most this size; the oldest go first "
+        "(never the evidence of an alert still open or waiting in the outbox)",
+    )
+    events_file_mb: float = Field(
+        64.0, gt=0, description="events/{camera}.jsonl is rotated daily (UTC) and before it grows past this size"
+    )
+    check_interval_s: float = Field(60.0, gt=0, description="How often the worker applies the limits and measures disk use")
 
 
 class InferenceConfig(Strict):
@@ -270,6 +312,9 @@ class AppConfig(Strict):
     mqtt: MqttConfig | None = Field(None, description="Broker the alerts go to (docs/mqtt.md); absent: they wait in the outbox")
     storage_dir: Path = Field(Path("var/detector"), description="Outbox, events and evidence of `detector run`")
     outbox: OutboxConfig = Field(OutboxConfig(), description="Durable local queue of alerts not yet acknowledged by the broker")
+    retention: RetentionConfig = Field(
+        RetentionConfig(), description="How long `detector run` keeps evidence and events files, by age and size"
+    )
     inference: InferenceConfig = Field(InferenceConfig(), description="Inferences at once over all cameras of this box")
     supervisor: SupervisorConfig = Field(SupervisorConfig(), description="How `detector run` watches and restarts camera workers")
     cameras: tuple[CameraConfig, ...] = Field(description="Cameras of the site, at least one; ids unique")

@@ -111,6 +111,8 @@ class OnnxDetector(Detector):
 
 
 def _open_session(path: Path, threads: int, providers: tuple[str, ...]) -> ort.InferenceSession:
+    if path.is_dir():
+        raise ModelError(f"{path}: is a directory, not a model file")
     if not path.is_file():
         raise ModelError(f"model file not found: {path}")
     available = ort.get_available_providers()

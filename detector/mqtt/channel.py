@@ -2,7 +2,7 @@
 
     meter = HealthMeter(camera_id)  # its snapshot is the MQTT health message; it reads delivery()
     channel = AlertChannel.open(config, camera_id, evidence_root=out_dir, meter=meter)
-    pipeline = CameraPipeline(..., sinks=[channel, JsonlSink(...), ConsoleSink()])
+    pipeline = CameraPipeline.build(config, camera, sinks=[channel, JsonlSink(...), ConsoleSink()], ...)
     for frame in source:
         result = pipeline.process(frame)
         channel.observe(result.zone_states())
@@ -62,8 +62,10 @@ class AlertChannel:
         quiet: bool = False,
         meter: HealthMeter | None = None,
     ) -> "AlertChannel":
+        """`meter`: the camera's health meter; its storage (if any) also hears the outbox's faults."""
         topics = CameraTopics(config.mqtt.topic_prefix if config.mqtt else "detector", config.site, camera_id)
-        outbox = Outbox(outbox_path(config.storage_dir, camera_id), config.outbox.max_alerts)
+        storage = meter.storage if meter is not None else None
+        outbox = Outbox(outbox_path(config.storage_dir, camera_id), config.outbox.max_alerts, storage=storage)
         m = config.mqtt
         if m is None:
             return cls(topics, outbox, None, meter=meter)
@@ -130,6 +132,7 @@ class AlertChannel:
         return Delivery(
             outbox_depth=self.outbox.count() if self.left is None else self.left,
             outbox_dropped=self.outbox.dropped,
+            outbox_memory=self.outbox.in_memory,
             mqtt_reconnects=publisher.reconnects if publisher is not None else None,
             delivered=publisher.delivered if publisher is not None else None,
         )

@@ -9,10 +9,12 @@ from pathlib import Path
 
 import paho.mqtt.client as mqtt
 
-from detector.errors import PublishError
+from detector.errors import PublishError, redact_url
 
 CONNACK_TIMEOUT_S = 10.0
 LOOP_TIMEOUT_S = 0.02
+# OpenSSL's reasons when the answer to a ClientHello is not TLS (an MQTT or HTTP server talking plain)
+_NOT_TLS_REASONS = ("WRONG_VERSION_NUMBER", "RECORD_LAYER_FAILURE", "PACKET_LENGTH_TOO_LONG", "HTTP_REQUEST")
 
 
 class Refused(PublishError):
@@ -103,11 +105,20 @@ def handshake(client: mqtt.Client, endpoint: Endpoint) -> None:
     the socket / ssl error (describe_error turns it into one line). Sets `client.on_connect`."""
     answer = []
     client.on_connect = lambda c, u, flags, reason, props: answer.append(reason)
-    client.connect(endpoint.host, endpoint.port, endpoint.keepalive_s)
+    try:
+        client.connect(endpoint.host, endpoint.port, endpoint.keepalive_s)  # TCP, and the TLS handshake
+    except (ssl.SSLError, ConnectionResetError, BrokenPipeError) as exc:
+        if endpoint.use_tls and _not_tls(exc):
+            raise PublishError(
+                f"mqtt broker {endpoint.name}: TLS handshake failed: the broker did not answer TLS "
+                "(a plain MQTT port? TLS is usually 8883)"
+            ) from None
+        raise
     deadline = time.monotonic() + CONNACK_TIMEOUT_S
     while not answer:
         if client.loop(LOOP_TIMEOUT_S) != mqtt.MQTT_ERR_SUCCESS and not answer:
-            raise PublishError(f"mqtt broker {endpoint.name} closed the connection before accepting it")
+            hint = "" if endpoint.use_tls else " (a TLS port? then configure mqtt.tls)"
+            raise PublishError(f"mqtt broker {endpoint.name} closed the connection before accepting it{hint}")
         if time.monotonic() > deadline:
             raise TimeoutError()
     if answer[0].is_failure:
@@ -131,12 +142,21 @@ def describe_error(endpoint: Endpoint, exc: BaseException) -> str:
         return f"{where} unreachable: timed out"
     if isinstance(exc, OSError):
         return f"{where} unreachable: {exc.strerror or type(exc).__name__}"
-    return f"{where}: {type(exc).__name__}"
+    detail = redact_url(str(exc)).rstrip(".")  # paho's own words ("Invalid host.") without a URL's credentials
+    return f"{where}: {type(exc).__name__}: {detail}" if detail else f"{where}: {type(exc).__name__}"
 
 
 def refusal_message(endpoint: Endpoint, reason_code) -> str:
     """CONNACK failure, e.g. `... refused the connection: bad user name or password`."""
     return f"mqtt broker {endpoint.name} refused the connection: {str(reason_code).lower()}"
+
+
+def _not_tls(exc: BaseException) -> bool:
+    """Whether a failed TLS handshake means the other end does not speak TLS: it hung up on the
+    ClientHello (mosquitto's plain listener does), or answered with bytes that are no TLS record."""
+    if isinstance(exc, (ConnectionResetError, BrokenPipeError, ssl.SSLEOFError, ssl.SSLZeroReturnError)):
+        return True
+    return getattr(exc, "reason", None) in _NOT_TLS_REASONS
 
 
 def _ssl_reason(exc: BaseException) -> str:

@@ -40,7 +40,7 @@ class Printer:
     def _json(self, topic: str, payload: bytes, retain: bool) -> None:
         try:
             body = json.loads(payload)
-        except (ValueError, UnicodeDecodeError):
+        except (ValueError, UnicodeDecodeError, RecursionError):  # whatever others publish under the prefix
             body = payload.decode("utf-8") if _is_text(payload) else {"bytes": len(payload)}
         print(json.dumps({"topic": topic, "retain": retain, "payload": body}, ensure_ascii=False), file=self.out, flush=True)
 
@@ -77,7 +77,7 @@ class Printer:
                         + f"), {h['fps_in']} fps in, frame age {h['frame_age_s']} s, dropped {h['dropped_frames']}, "
                         f"decode errors {h['decode_errors']}"
                     )
-        except (ValueError, KeyError, TypeError, AttributeError, UnicodeDecodeError):
+        except (ValueError, KeyError, TypeError, AttributeError, UnicodeDecodeError, RecursionError):
             line = f"{'':9} MALFORMED {kind} on {topic}: {payload[:80]!r}"
         if line is not None:
             print(line, file=self.out, flush=True)

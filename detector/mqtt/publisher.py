@@ -4,6 +4,8 @@ Per connection: a fresh paho client, `online` on the status topic (last will `of
 states again (retained), then outbox entries in queue order with at most `max_in_flight` awaiting
 PUBACK; an entry leaves the outbox only when its PUBACK arrives. After a disconnect, entries not
 acknowledged are sent again from the outbox (same id and seq, `delayed: true`): at-least-once.
+A full disk is not a broker problem: the outbox holds what it cannot write in memory and never
+hands out an acknowledged entry again, even when its delete failed (retried every second).
 Reconnects back off exponentially (reconnect_min_s doubling to reconnect_max_s) with jitter
 (x0.5..1.0) so a thousand cameras do not hammer a restarted broker in step.
 """
@@ -39,6 +41,7 @@ log = logging.getLogger(__name__)
 
 # Old names kept in the MQTT health message for one release (docs/mqtt.md): alias -> field.
 DEPRECATED_HEALTH_ALIASES = {"fps": "fps_out", "reconnects": "stream_reconnects"}
+DELETE_RETRY_S = 1.0  # acknowledged entries the outbox could not delete: how often to retry
 
 
 class _Session:
@@ -88,8 +91,9 @@ class Publisher:
         self._lock = threading.Lock()
         self._zone_states: dict[str, bytes] = {}
         self._dirty_zones: set[str] = set()
-        self._resent: set[int] = set()  # outbox ids sent on an earlier connection of this process
+        self._resent: set[int] = set()  # outbox ids sent, not yet acknowledged (a resend is `delayed`)
         self._started_at = time.time()
+        self._retry_delete_at = 0.0  # monotonic; see _take_acks
         self._had_trouble = False  # any failed attempt or lost connection so far
         self._closing = threading.Event()
         self._wake = threading.Event()
@@ -212,11 +216,15 @@ class Publisher:
         return json.dumps(message, separators=(",", ":")).encode()
 
     def _take_acks(self, session: _Session) -> None:
-        if not session.acked:
-            return
+        """PUBACKed entries leave the outbox. If the file cannot delete them (disk full) the outbox
+        remembers them, so they are not sent again, and the delete is retried here once a second
+        until it works (with the next acks sooner)."""
         acked, session.acked = session.acked, []
         ids = [session.in_flight.pop(mid) for mid in acked if mid in session.in_flight]
-        self.outbox.remove(ids)
+        if ids or (self.outbox.undeleted and time.monotonic() >= self._retry_delete_at):
+            self.outbox.remove(ids)
+            self._retry_delete_at = time.monotonic() + DELETE_RETRY_S
+        self._resent.difference_update(ids)  # never sent again; kept, the set would grow for months
         self.delivered += len(ids)
 
     def _send_pending(self, client: mqtt.Client, session: _Session) -> None:

@@ -19,6 +19,7 @@ from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import YAMLError
 from ruamel.yaml.util import load_yaml_guess_indent
 
+from detector.config.load import parse_yaml
 from detector.errors import ConfigError
 
 DIGITS = 4  # normalised coordinates to 1/10000 of the frame: finer than a pixel of 4K
@@ -29,6 +30,7 @@ class ConfigDocument:
 
     def __init__(self, text: str, name: str = "config") -> None:
         self.name = name
+        parse_yaml(text, name)  # the bounds and duplicate-key check of `detector check` first: ruamel has no bounds
         try:
             _, sequence_indent, offset = load_yaml_guess_indent(text)
             self.yaml = self._best_yaml(text, sequence_indent or 2, offset or 0)

@@ -8,6 +8,11 @@ Standard library only on the server side (ThreadingHTTPServer on 127.0.0.1), one
     GET  /api/frame?n=N         frame N of the clip as JPEG (decoded here with PyAV)
     POST /api/save              {version, zones: [...]} -> {ok, zones, version} | {ok: false, errors}
 
+Only the page may save: POST needs the per-server random token the page carries
+(`X-Detector-Token`; another site's page cannot read it) and, when the browser names one, this
+server's own Origin; `version` is required. Every request must arrive within REQUEST_TIMEOUT_S,
+its body at most MAX_BODY bytes with an exact Content-Length; anything else is a 4xx at once.
+
 Save rewrites only the camera's zones in the YAML (detector/operator/yaml_edit.py), validates
 the new text exactly like `detector check` does (load_config on a temporary copy next to the
 file, then check_files) *before* anything is replaced, and replaces the file atomically. A file
@@ -15,9 +20,11 @@ changed on disk since the page loaded is not overwritten (409: reload).
 """
 
 import hashlib
+import hmac
 import json
 import logging
 import os
+import secrets
 import tempfile
 import threading
 from collections import OrderedDict
@@ -41,6 +48,9 @@ log = logging.getLogger(__name__)
 
 PAGE = Path(__file__).with_name("static") / "zone_editor.html"
 MAX_BODY = 1 << 20
+REQUEST_TIMEOUT_S = 10.0  # to send a whole request: a stalled client frees its thread after this
+TOKEN_HEADER = "X-Detector-Token"
+TOKEN_SLOT = "{{detector-token}}"  # in the page, replaced by the server's token when served
 JPEG_QUALITY = 85
 FRAME_CACHE = 32  # decoded JPEGs kept (the slider goes back and forth)
 
@@ -176,14 +186,14 @@ class ZoneEditor:
                 ],
             }
 
-    def save(self, zones: list, version: str | None) -> tuple[int, dict]:
+    def save(self, zones: list, version: str) -> tuple[int, dict]:
         """(HTTP status, body). Validates before replacing; leaves the file untouched on error."""
         problems = _shape_problems(zones)
         if problems:
             return HTTPStatus.UNPROCESSABLE_ENTITY, {"ok": False, "errors": problems}
         with self._lock:
             text = self.path.read_text(encoding="utf-8")
-            if version and version != hashlib.sha256(text.encode("utf-8")).hexdigest():
+            if version != hashlib.sha256(text.encode("utf-8")).hexdigest():
                 return HTTPStatus.CONFLICT, {
                     "ok": False,
                     "errors": [
@@ -231,6 +241,8 @@ def _shape_problems(zones) -> list[str]:
             continue
         if not isinstance(zone.get("id"), str) or not zone["id"].strip():
             problems.append(f"{where}: give it a name (id)")
+        if zone.get("orig_id") is not None and not isinstance(zone["orig_id"], str):
+            problems.append(f"{where}: orig_id must be the zone's id in the file or empty")
         polygon = zone.get("polygon")
         if not isinstance(polygon, list) or not all(
             isinstance(p, list) and len(p) == 2 and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in p)
@@ -248,8 +260,18 @@ def _shape_problems(zones) -> list[str]:
     return problems
 
 
+class _Refused(Exception):
+    """A request answered with a 4xx and one error line before it reaches the editor."""
+
+    def __init__(self, status: HTTPStatus, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
 class _Handler(BaseHTTPRequestHandler):
-    editor: ZoneEditor  # set on the subclass made by serve()
+    editor: ZoneEditor  # these three are set on the subclass made by make_server()
+    token: str
+    timeout: float  # socket timeout for every read of a request (StreamRequestHandler applies it)
     server_version = "detector-zones"
 
     def log_message(self, format: str, *args) -> None:  # noqa: A002 - the stdlib's name
@@ -266,7 +288,8 @@ class _Handler(BaseHTTPRequestHandler):
         url = urlparse(self.path)
         try:
             if url.path in ("/", "/index.html"):
-                return self._send(HTTPStatus.OK, PAGE.read_bytes(), "text/html; charset=utf-8")
+                page = PAGE.read_text(encoding="utf-8").replace(TOKEN_SLOT, self.token)
+                return self._send(HTTPStatus.OK, page.encode(), "text/html; charset=utf-8")
             if url.path == "/api/config":
                 return self._send_json(HTTPStatus.OK, self.editor.describe())
             if url.path == "/api/frame":
@@ -282,24 +305,63 @@ class _Handler(BaseHTTPRequestHandler):
             self._send_json(HTTPStatus.INTERNAL_SERVER_ERROR, {"ok": False, "errors": redact_url(str(exc)).splitlines()})
 
     def do_POST(self) -> None:  # noqa: N802
+        try:
+            body = self._save_request()
+        except _Refused as refused:
+            self.close_connection = True
+            return self._send_json(refused.status, {"ok": False, "errors": [str(refused)]})
+        status, payload = self.editor.save(body.get("zones"), body["version"])
+        self._send_json(status, payload)
+
+    def _save_request(self) -> dict:
+        """The body of POST /api/save once every check passed; _Refused names the first that failed."""
         if not self._allowed_host():
-            return self._send_json(HTTPStatus.FORBIDDEN, {"ok": False, "errors": ["wrong Host"]})
+            raise _Refused(HTTPStatus.FORBIDDEN, "wrong Host")
         if urlparse(self.path).path != "/api/save":
-            return self._send_json(HTTPStatus.NOT_FOUND, {"ok": False, "errors": ["no such endpoint"]})
+            raise _Refused(HTTPStatus.NOT_FOUND, "no such endpoint")
+        data = self._read_body()  # first: refused with its body unread, the client could miss the answer
         # JSON only: a cross-site form cannot send it without a preflight this server never answers
         if not (self.headers.get("Content-Type") or "").startswith("application/json"):
-            return self._send_json(HTTPStatus.UNSUPPORTED_MEDIA_TYPE, {"ok": False, "errors": ["send application/json"]})
-        length = int(self.headers.get("Content-Length") or 0)
-        if length > MAX_BODY:
-            return self._send_json(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, {"ok": False, "errors": ["request too large"]})
+            raise _Refused(HTTPStatus.UNSUPPORTED_MEDIA_TYPE, "send application/json")
+        if not hmac.compare_digest((self.headers.get(TOKEN_HEADER) or "").encode(), self.token.encode()):
+            raise _Refused(HTTPStatus.FORBIDDEN, f"missing or wrong {TOKEN_HEADER}: save from the editor's page (reload it)")
+        origin = self.headers.get("Origin")
+        if origin is not None and origin not in self._own_origins():
+            raise _Refused(HTTPStatus.FORBIDDEN, f"Origin {origin} is not this editor's")
         try:
-            body = json.loads(self.rfile.read(length) or b"{}")
-        except json.JSONDecodeError as exc:
-            return self._send_json(HTTPStatus.BAD_REQUEST, {"ok": False, "errors": [f"not JSON: {exc.msg}"]})
+            body = json.loads(data, parse_constant=_refuse_constant)
+        except RecursionError:  # the C parser's own bound on nesting
+            raise _Refused(HTTPStatus.BAD_REQUEST, "not JSON: nested too deeply") from None
+        except ValueError as exc:  # JSONDecodeError, bytes that are not UTF-8, NaN/Infinity
+            raise _Refused(HTTPStatus.BAD_REQUEST, f"not JSON: {getattr(exc, 'msg', exc)}") from None
         if not isinstance(body, dict):
-            return self._send_json(HTTPStatus.BAD_REQUEST, {"ok": False, "errors": ["expected a JSON object"]})
-        status, payload = self.editor.save(body.get("zones"), body.get("version"))
-        self._send_json(status, payload)
+            raise _Refused(HTTPStatus.BAD_REQUEST, "expected a JSON object")
+        if not isinstance(body.get("version"), str) or not body["version"]:
+            raise _Refused(HTTPStatus.BAD_REQUEST, "version missing: send the version /api/config gave (reload the page)")
+        return body
+
+    def _read_body(self) -> bytes:
+        lengths = self.headers.get_all("Content-Length") or []
+        if not lengths:
+            raise _Refused(HTTPStatus.LENGTH_REQUIRED, "Content-Length required")
+        if len(lengths) > 1:
+            raise _Refused(HTTPStatus.BAD_REQUEST, "more than one Content-Length")
+        length = lengths[0]
+        if not (length.isascii() and length.isdigit()):
+            raise _Refused(HTTPStatus.BAD_REQUEST, f"Content-Length {length[:40]!r} is not a number of bytes")
+        if int(length) > MAX_BODY:
+            raise _Refused(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, f"request too large (at most {MAX_BODY} bytes)")
+        try:
+            data = self.rfile.read(int(length))
+        except TimeoutError:
+            raise _Refused(HTTPStatus.REQUEST_TIMEOUT, f"the request body did not arrive within {self.timeout:g} s") from None
+        if len(data) < int(length):
+            raise _Refused(HTTPStatus.BAD_REQUEST, f"the request body ended after {len(data)} of {length} bytes")
+        return data
+
+    def _own_origins(self) -> set[str]:
+        port = self.server.server_address[1]
+        return {f"http://{host}:{port}" for host in ("127.0.0.1", "localhost", "[::1]")}
 
     def _send_json(self, status: int, payload: dict) -> None:
         self._send(status, json.dumps(payload).encode(), "application/json")
@@ -314,9 +376,15 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(data)
 
 
-def make_server(editor: ZoneEditor, port: int = 0) -> ThreadingHTTPServer:
-    """Bound to 127.0.0.1 only (port 0: any free port; see server.server_address)."""
-    handler = type("ZoneEditorHandler", (_Handler,), {"editor": editor})
+def _refuse_constant(name: str) -> float:
+    raise ValueError(f"{name} is not a number JSON allows")
+
+
+def make_server(editor: ZoneEditor, port: int = 0, *, request_timeout_s: float = REQUEST_TIMEOUT_S) -> ThreadingHTTPServer:
+    """Bound to 127.0.0.1 only (port 0: any free port; see server.server_address), with a new
+    random token for the page it serves."""
+    attributes = {"editor": editor, "token": secrets.token_urlsafe(32), "timeout": request_timeout_s}
+    handler = type("ZoneEditorHandler", (_Handler,), attributes)
     if not 0 <= port <= 65535:
         raise ConfigError(f"--port {port}: a port is 0..65535 (0: any free port)")
     try:
