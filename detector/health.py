@@ -85,14 +85,18 @@ class HealthMeter:
         self._frames_out = 0
         self._stream_time_s: float | None = None
         self._open_alerts = 0
+        self._view: dict | None = None  # {state, since, reason}; None: no view stage
         self._frames: deque[tuple[float, float, float]] = deque()  # (monotonic, inference ms, wait ms)
         self._marks: deque[_Mark] = deque([self._mark(time.monotonic())])
 
-    def frame(self, ts: float, inference_ms: float, wait_ms: float = 0.0, open_alerts: int = 0) -> None:
+    def frame(self, ts: float, inference_ms: float, wait_ms: float = 0.0, open_alerts: int = 0, view=None) -> None:
         """After each frame through the pipeline: its stream time, model ms (slot wait excluded),
-        slot wait ms, and the alerts open after it."""
+        slot wait ms, the alerts open after it, and the view's state (a detector.view.ViewState)."""
         now = time.monotonic()
         with self._lock:
+            if view is not None and (self._view is None or self._view["state"] != view.status.value):
+                since = time.time() - max(ts - view.since_s, 0.0)  # the wall time the frames began to say so
+                self._view = {"state": view.status.value, "since": round(since, 3), "reason": view.reason or None}
             self._frames_out += 1
             self._stream_time_s = ts
             self._open_alerts = open_alerts
@@ -161,6 +165,7 @@ class HealthMeter:
                 "inference_wait_ms": _mean([f[2] for f in frames]),
                 "cpu_cores": _rate(mark.cpu_s - base.cpu_s, span, digits=3),
                 "open_alerts": self._open_alerts,
+                "view": self._view,
             }
         live = stats is not None
         health |= {
@@ -283,8 +288,13 @@ def status_lines(config) -> list[str]:
 
 
 def _problems(health: dict) -> str:
-    """The last-error column: the stream's last error, and storage when it is not fine."""
+    """The last-error column: the stream's last error, a paused view and why, and storage when it
+    is not fine."""
     problems = [health.get("last_error") or ""]
+    view = health.get("view") or {}
+    if view.get("state") not in (None, "ok"):
+        since = time.strftime("%H:%M:%S", time.localtime(view["since"]))
+        problems.append(f"paused: {view['state']} since {since} ({view['reason']})")
     if health.get("storage") not in (None, "ok"):
         problems.append(f"storage {health['storage']}: {health.get('storage_path')}")
     return "; ".join(p for p in problems if p)

@@ -134,7 +134,7 @@ def run_camera(
                 waited = slots.waited_s if slots else 0.0
                 result = pipeline.process(frame)
                 wait_ms = ((slots.waited_s if slots else 0.0) - waited) * 1000
-                meter.frame(frame.ts, result.inference_ms - wait_ms, wait_ms, open_alerts=len(result.open_alerts))
+                meter.frame(frame.ts, result.inference_ms - wait_ms, wait_ms, len(result.open_alerts), result.view)
                 channel.observe(result.zone_states())
                 retention.open_ids = frozenset(result.open_alerts.values())
             if time.monotonic() >= next_beat:

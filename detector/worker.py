@@ -1,15 +1,20 @@
-"""One camera's pipeline: frame -> model -> static objects -> tracker -> rules -> alerts -> sinks.
+"""One camera's pipeline: frame -> view -> model -> static objects -> tracker -> rules -> alerts -> sinks.
 
 `CameraPipeline.build` is the one place a pipeline is assembled (replay, run, explain, tune and
 the detections cache all use it). `process(frame)` returns a frozen `FrameResult`: the frame's
 tracks, alerts and a snapshot of every (zone, type) rule, which is all the views (annotated
 video, explain, report timeline, zone-state messages) read.
+
+The view stage (detector/view.py) comes first: while the camera's view is moved or blocked the
+model does not run, the tracker and rules are not fed, and the JudgedClock cuts that stretch out
+of their time, so no timer passes and no alert starts or ends against zones the camera no longer
+sees; when the view comes back the static-object backgrounds are learnt afresh.
 """
 
 import logging
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from detector.alerts import Alert, AlertFactory, EvidenceWriter, OpenAlert, OpenAlerts, Provenance, Sink
@@ -19,10 +24,11 @@ from detector.detect import Detector, open_model
 from detector.detect.static_objects import StaticObjectDetector
 from detector.detections import Detections
 from detector.rules.debounce import Candidate
-from detector.rules.engine import RuleSnapshot, ViolationEngine
+from detector.rules.engine import Judgement, RuleSnapshot, ViolationEngine
 from detector.rules.roles import RoleMap
 from detector.rules.violations import ROLES, RULES
 from detector.track import StationaryTracker
+from detector.view import OK_FROM_START, JudgedClock, ViewMonitor, ViewState
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +41,8 @@ class FrameResult:
     alerts: tuple[Alert, ...]
     rules: tuple[RuleSnapshot, ...]
     open_alerts: dict[tuple[str, str], str]  # (zone, type) -> id of the alert open after this frame
-    inference_ms: float
+    inference_ms: float = 0.0
+    view: ViewState = OK_FROM_START  # paused (not ok): tracks are empty and the rules as last judged
 
     def zone_states(self) -> dict[str, dict[str, dict]]:
         """{zone: {violation type: {"state": idle | pending | active, "alert_id": id or None}}}."""
@@ -90,11 +97,16 @@ class CameraPipeline:
             match_iou=config.track.match_iou,
             memory_s=self.engine.memory_s,
         )
-        self.static_objects = (
+        self._new_static_objects = lambda: (
             StaticObjectDetector(config.static_objects, self.roles.static_object_id)
             if uses_static_objects(config, camera)
             else None
         )
+        self.static_objects = self._new_static_objects()
+        self.view_monitor = ViewMonitor(config.view) if config.view.enabled else None
+        self.view = OK_FROM_START
+        self.judged = JudgedClock()
+        self._last_rules: tuple[RuleSnapshot, ...] = ()
         provenance = Provenance(config.site, camera.id, detector.path.name, detector.digest, config_digest(config))
         self.alerts = AlertFactory(provenance, wall_of, evidence, open_alerts)
         self.gap_s = 0.0
@@ -123,8 +135,38 @@ class CameraPipeline:
         return cls(config, camera, detector, sinks=sinks, wall_of=wall_of, evidence=evidence, open_alerts=open_alerts)
 
     def process(self, frame: Frame) -> FrameResult:
+        self.watch(frame)
+        if self.view.paused:
+            return self.track_and_judge(Detections.empty(), frame)
         detections, inference_ms = self.detect(frame)
         return self.track_and_judge(detections, frame, inference_ms)
+
+    def watch(self, frame: Frame) -> ViewState:
+        """Stage 0: is the view still the one the zones were drawn on? Logs each change; a view
+        that comes back starts the static-object backgrounds afresh (the old ones saw the move)."""
+        if self.view_monitor is None:
+            return self.view
+        view = self.view_monitor.update(frame.image, frame.ts)
+        if view.status is not self.view.status:
+            if view.paused:
+                log.warning(
+                    "camera %s: %s since %.1f s: %s; violation timers paused",
+                    self.camera.id,
+                    view.status.value,
+                    view.since_s,
+                    view.reason,
+                    extra={"kv": {"event": "view_changed", "state": view.status.value, "reason": view.reason}},
+                )
+            else:
+                log.info(
+                    "camera %s: view restored at %.1f s; violation timers resume",
+                    self.camera.id,
+                    view.since_s,
+                    extra={"kv": {"event": "view_restored", "since_s": round(view.since_s, 1)}},
+                )
+                self.static_objects = self._new_static_objects()
+        self.view = view
+        return view
 
     def detect(self, frame: Frame) -> tuple[Detections, float]:
         """Stage 1, the expensive one: model detections plus static new objects, and the model's ms.
@@ -141,11 +183,20 @@ class CameraPipeline:
         return detections, inference_ms
 
     def track_and_judge(self, detections: Detections, frame: Frame, inference_ms: float = 0.0) -> FrameResult:
-        """Stage 2: tracker -> rules -> debouncers -> alerts to the sinks. Cheap; stateful."""
-        tracks = self.tracker.update(detections, frame.ts)
-        height, width = frame.image.shape[:2]
+        """Stage 2: tracker -> rules -> debouncers -> alerts to the sinks. Cheap; stateful.
+
+        They run on judged time (stream time with the paused views cut out); what they return is
+        put back on stream time, so payloads and views read stream time only."""
         self.gap_s += frame.gap_before_s
-        judgement = self.engine.update(tracks, frame.ts, self.alerts.wall_of(frame.ts), width, height)
+        judged_ts = self.judged.advance(frame.ts, self.view.paused)
+        if judged_ts is None:
+            held = self._last_rules  # as last judged: the states stand still while paused
+            return FrameResult(frame, Detections.empty(), self.roles.labels, (), held, self.alerts.open.ids(), view=self.view)
+        tracks = self.tracker.update(detections, judged_ts)
+        height, width = frame.image.shape[:2]
+        judgement = self.engine.update(tracks, judged_ts, self.alerts.wall_of(frame.ts), width, height)
+        tracks, judgement = self._on_stream_time(tracks, judgement)
+        self._last_rules = judgement.rules
         alerts = []
         for event in judgement.events:
             alert = self.alerts.build(event, frame.image, self.gap_s)
@@ -153,7 +204,29 @@ class CameraPipeline:
                 sink.emit(alert)
             alerts.append(alert)
         self.alerts.open.save()  # after the sinks: the outbox holds every event the file counts
-        return FrameResult(frame, tracks, self.roles.labels, tuple(alerts), judgement.rules, self.alerts.open.ids(), inference_ms)
+        return FrameResult(
+            frame, tracks, self.roles.labels, tuple(alerts), judgement.rules, self.alerts.open.ids(), inference_ms, self.view
+        )
+
+    def _on_stream_time(self, tracks: Detections, judgement: Judgement) -> tuple[Detections, Judgement]:
+        """The tracker's and rules' judged times (settle, dwell, alert times) as stream times."""
+        to_stream = self.judged.stream_of
+        if "settled_since" in tracks.data:
+            tracks = tracks.with_data(settled_since=to_stream(tracks.data["settled_since"]))
+        events = tuple(
+            replace(e, transition=replace(t, ts=to_stream(t.ts), first_seen_s=to_stream(t.first_seen_s)))
+            for e in judgement.events
+            for t in (e.transition,)
+        )
+        rules = tuple(
+            replace(
+                r,
+                pending_since=None if r.pending_since is None else to_stream(r.pending_since),
+                active_since=None if r.active_since is None else to_stream(r.active_since),
+            )
+            for r in judgement.rules
+        )
+        return tracks, Judgement(events, rules)
 
     def restore_open_alerts(self, ts: float = 0.0) -> list[OpenAlert]:
         """Put alerts an earlier process left open back as ACTIVE (docs/edge.md); returns them."""

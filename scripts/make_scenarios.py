@@ -8,6 +8,10 @@ yuv420p, regular timestamps) and `<out>/<name>.gt.yaml` (its ground truth, in th
 sample_videos/README.md). A real base clip (vtest.avi) plays underneath; sprites cut from real
 frames or stills are pasted on top with a feathered alpha edge, moved along linearly
 interpolated keyframes, shown between `appear_s` and `disappear_s`, drawn in `z` order.
+`sprites_from: <scenario>` draws another scenario's sprites first (then the file's own), and
+`nuisances:` (scripts/nuisances.py) transforms the composited frames over time ranges: lighting,
+weather, compression, camera motion, tampering. Scenarios named `nuisance-*` make up the
+robustness suite (scripts/robustness.py); they are not replayed by tests/test_scenarios.py.
 
 Rendering is deterministic (same definition and assets -> same frames). A clip is skipped when
 `<out>/<name>.stamp.json` records the same definition hash and generator version; `--force`
@@ -34,11 +38,15 @@ import cv2
 import numpy as np
 import yaml
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # the sibling module, also when loaded by path (tests)
+import nuisances  # noqa: E402
+
 GENERATOR_VERSION = "1"
 ROOT = Path(__file__).resolve().parent.parent
 SCENARIO_DIR = ROOT / "sample_videos" / "scenarios"
 DEFAULT_OUT = ROOT / "sample_videos" / "generated"
 MAX_DURATION_S = 75.0
+NUISANCE_PREFIX = "nuisance-"  # the robustness suite's scenarios (scripts/robustness.py)
 ENCODE_OPTIONS = {"crf": "18", "preset": "veryfast", "tune": "film"}
 
 
@@ -93,6 +101,7 @@ class Scenario:
     raw_digest: str = ""
     size: tuple[int, int] = (768, 576)
     fps: int = 10
+    nuisances: tuple[nuisances.Nuisance, ...] = ()
 
     @property
     def frame_count(self) -> int:
@@ -115,6 +124,11 @@ def scenario_path(name_or_path: str | Path) -> Path:
     return path
 
 
+def scenario_names(*, nuisance: bool) -> list[str]:
+    """The committed scenarios: the robustness suite's (`nuisance-*`) or the others."""
+    return sorted(p.stem for p in SCENARIO_DIR.glob("*.yaml") if p.stem.startswith(NUISANCE_PREFIX) == nuisance)
+
+
 def _need(mapping: dict, key: str, where: str) -> Any:
     if not isinstance(mapping, dict) or key not in mapping:
         raise ScenarioError(f"{where}: missing key {key!r}")
@@ -134,7 +148,13 @@ def load_definition(name_or_path: str | Path) -> Scenario:
     if not 0 < duration <= MAX_DURATION_S:
         raise ScenarioError(f"{where}: duration_s must be in (0, {MAX_DURATION_S}], got {duration}")
     base = _need(data, "base", where)
-    sprites = []
+    sprites, extra_digest = [], b""
+    if data.get("sprites_from"):
+        # Reuse another scenario's sprites (the van of parking-stop under a cloud); its
+        # definition is part of this one's digest, so editing it renders this clip again.
+        reused = load_definition(data["sprites_from"])
+        sprites.extend(reused.sprites)
+        extra_digest += reused.path.read_bytes()
     for i, item in enumerate(data.get("sprites") or []):
         sw = f"{where}: sprites[{i}]"
         src = _need(item, "source", sw)
@@ -177,7 +197,16 @@ def load_definition(name_or_path: str | Path) -> Scenario:
     gt = _need(data, "ground_truth", where)
     if not isinstance(gt.get("events"), list):
         raise ScenarioError(f"{where}: ground_truth.events must be a list (may be empty)")
-    digest = hashlib.sha256(raw_bytes + GENERATOR_VERSION.encode()).hexdigest()
+    try:
+        declared = tuple(
+            nuisances.parse_nuisance(item, f"{where}: nuisances[{i}]") for i, item in enumerate(data.get("nuisances") or [])
+        )
+    except nuisances.NuisanceError as exc:
+        raise ScenarioError(str(exc)) from None
+    if declared:
+        extra_digest += nuisances.VERSION.encode()
+    # Without sprites_from and nuisances the digest is what it always was: no needless re-renders.
+    digest = hashlib.sha256(raw_bytes + extra_digest + GENERATOR_VERSION.encode()).hexdigest()
     return Scenario(
         name=name,
         path=path,
@@ -188,6 +217,7 @@ def load_definition(name_or_path: str | Path) -> Scenario:
         ground_truth=gt,
         note=str(data.get("note", "")),
         raw_digest=digest,
+        nuisances=declared,
     )
 
 
@@ -343,7 +373,7 @@ def render_frames(scenario: Scenario, max_frames: int | None = None) -> Iterator
             box = sprite_box(item.sprite, t)
             if box is not None:
                 composite(frame, item, box)
-        yield frame
+        yield nuisances.apply_all(scenario.nuisances, frame, t, produced)
         produced += 1
     if produced < count:
         raise ScenarioError(
@@ -436,7 +466,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="output folder (default: %(default)s)")
     parser.add_argument("--force", action="store_true", help="regenerate even when up to date")
     args = parser.parse_args(argv)
-    names = args.names or sorted(p.stem for p in SCENARIO_DIR.glob("*.yaml"))
+    names = args.names or scenario_names(nuisance=False) + scenario_names(nuisance=True)
     try:
         for name in names:
             scenario = load_definition(name)

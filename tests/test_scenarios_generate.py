@@ -1,17 +1,16 @@
 """The scenario generator: deterministic frames, sprites where the definition puts them, GT copied,
 up-to-date skipping. Cheap: a few frames of a small scenario written to tmp_path."""
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
 
 import av
 import numpy as np
 import pytest
 import yaml
+from conftest import ROOT
+from scenario_clips import generator
 
-ROOT = Path(__file__).resolve().parent.parent
 VTEST = ROOT / "sample_videos" / "clips" / "vtest.avi"
 FRUITS = ROOT / "sample_videos" / "stills" / "fruits.jpg"
 
@@ -20,15 +19,7 @@ pytestmark = pytest.mark.skipif(
 )
 
 
-def _load_generator():
-    spec = importlib.util.spec_from_file_location("make_scenarios", ROOT / "scripts" / "make_scenarios.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up here
-    spec.loader.exec_module(module)
-    return module
-
-
-gen = _load_generator()
+gen = generator()
 
 GROUND_TRUTH = {"camera": "tiny", "events": [{"type": "stray_garbage", "zone": "garbage", "begin_s": 0.5, "end_s": None}]}
 

@@ -192,7 +192,9 @@ def test_shared_zone_list_stays_one_anchor():
     """scenarios.yaml aliases parking-stop's zones into the other vtest scenario cameras: an edit stays shared."""
     text = (ROOT / "configs/scenarios.yaml").read_text()
     document = ConfigDocument(text, "scenarios.yaml")
-    assert document.shared_with("parking-stop") == [
+    shared = document.shared_with("parking-stop")
+    assert all(name.startswith("nuisance-") for name in shared[7:])  # the robustness suite's cameras
+    assert shared[:7] == [
         "parking-brief",
         "vending-stall",
         "vending-person-only",

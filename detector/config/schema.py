@@ -77,6 +77,29 @@ class StaticObjectsConfig(Strict):
     max_area: float = Field(0.03, gt=0, le=1, description="Largest blob, as a fraction of the frame")
 
 
+class ViewConfig(Strict):
+    """Moved or blocked view (detector/view.py): while the camera does not see its zones' scene,
+    the model does not run and the violation timers pause, like a stream gap."""
+
+    enabled: bool = Field(True, description="Watch every camera's view against the reference learnt at start")
+    hold_s: Seconds = Field(
+        5.0, description="A moved, blocked or restored view must last this long before the state switches (a passing truck less)"
+    )
+    max_shift: float = Field(
+        0.04, gt=0, le=0.5, description="A shift of the view beyond this fraction of the width = view_changed (sway is far below)"
+    )
+    min_match: Score = Field(
+        0.3, description="Best correlation of the frame's edges with the reference's below this = another view (view_changed)"
+    )
+    min_contrast: float = Field(6.0, ge=0, le=128, description="Grey-level std below this = covered or dark (view_blocked)")
+    min_sharpness: Score = Field(
+        0.4, description="Sharpness below this fraction of the reference's = defocused or sprayed (view_blocked)"
+    )
+    adapt_s: float = Field(
+        120.0, gt=0, description="Time constant of the reference: follows lighting drift and re-registers a small knock"
+    )
+
+
 class ViolationSettings(Strict):
     dwell_s: Seconds = Field(description="Stationary presence needed before an alert starts")
     grace_s: Seconds = Field(description="Missed detections / occlusions shorter than this keep a pending candidate")
@@ -306,6 +329,7 @@ class AppConfig(Strict):
     static_objects: StaticObjectsConfig = Field(
         StaticObjectsConfig(), description="Class-agnostic detector of new static objects (stray_garbage)"
     )
+    view: ViewConfig = Field(ViewConfig(), description="Moved or blocked view detection; pauses the violation timers")
     violations: ViolationDefaults = Field(
         ViolationDefaults(), description="Alert timing and score per violation type; zones override it (docs/violations.md)"
     )

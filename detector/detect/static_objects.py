@@ -13,11 +13,26 @@ car driving off) also makes the two models differ: a "ghost". A new object has s
 on its outline in the frame than in the long-term background; a ghost the opposite, and its
 area of the long-term model is healed from the short-term one at once.
 
-Hand-written on OpenCV primitives (accumulateWeighted, connected components) because
-OpenCV's MOG2/KNN subtractors expose a single background and cannot be asked "new and static".
+A cloud, dusk, an auto-exposure jump or a building's shadow changes the light, not the scene:
+the short-term model follows it within seconds and would differ from the long-term one almost
+everywhere. So the long-term model is *relit* before the comparison: multiplied by the local
+gain short/long, taken as the median over a window much larger than any object (a median
+keeps a shadow's edge sharp and ignores a bag or a person, which fill under half the window).
+A bag dropped during the cloud is no gain of its surroundings and is still found. What the
+gain cannot explain and still covers a large part of the frame at once (a camera knocked or
+switched to infrared) is a change of scene: nothing is reported and both models are learnt
+again, as Frigate recalibrates its motion background.
+
+Every blob passed over is kept with its reason on `last` (`StaticObjectReport`) for explain.
+
+Hand-written on OpenCV primitives (accumulateWeighted, medianBlur, connected components)
+because OpenCV's MOG2/KNN subtractors expose a single background and cannot be asked "new and
+static".
 """
 
 import math
+from dataclasses import dataclass, replace
+from enum import StrEnum
 
 import cv2
 import numpy as np
@@ -29,14 +44,55 @@ WORK_WIDTH = 320  # background models run on a small grey image: cheap and less 
 WARMUP_S = 10.0  # the long-term model is the plain mean of the frames of this first stretch
 OCCUPIED_S = 3.0  # a model detection masks its area for this long (covers a few missed frames)
 OCCUPIED_OVERLAP = 0.3  # a blob this much inside recently occupied area is the model's object
+# Lighting gain: the median over a window of GAIN_WINDOW px of a GAIN_SCALE-times smaller image
+# (41 px there = 82 px here, a quarter of the width: a blob of max_area fills under half of it)
+GAIN_SCALE = 2
+GAIN_WINDOW = 41
+GAIN_STEPS = 100  # the gain is quantised to 1 % steps (medianBlur takes 8-bit images)
+GAIN_DARK = 8.0  # added to both sides of the ratio: near-black pixels carry no gain
+SCENE_CHANGE_FRACTION = 0.25  # more of the frame than this unexplained by lighting: a new scene
+
+
+class Rejection(StrEnum):
+    """Why a blob of the background difference was not reported."""
+
+    LIGHTING = "lighting"  # explained by a change of the light (cloud, exposure, shadow)
+    SCENE_CHANGE = "scene change"  # a large part of the frame changed at once
+    TOO_LARGE = "too large"  # over static_objects.max_area
+    OCCUPIED = "occupied"  # where the model saw an object in the last OCCUPIED_S
+    GHOST = "ghost"  # something that left, not arrived
+
+
+@dataclass(frozen=True)
+class RejectedBlob:
+    box: tuple[float, float, float, float]  # x1, y1, x2, y2 in frame pixels
+    reason: Rejection
+
+
+@dataclass(frozen=True)
+class StaticObjectReport:
+    """One frame of the detector, for explain: the light and the blobs passed over."""
+
+    brightness: float  # the scene's light against the long-term background (median gain; 1 = same)
+    changed: float  # fraction of the frame where the short-term and relit long-term backgrounds differ
+    moving: float  # fraction of the frame that differs from the (relit) short-term background
+    rejected: tuple[RejectedBlob, ...] = ()
+
+    def counts(self) -> dict[Rejection, int]:
+        counts: dict[Rejection, int] = {}
+        for blob in self.rejected:
+            counts[blob.reason] = counts.get(blob.reason, 0) + 1
+        return counts
 
 
 class StaticObjectDetector:
-    """`update(image, ts, model_detections) -> Detections` of static new objects (frame pixels)."""
+    """`update(image, ts, model_detections) -> Detections` of static new objects (frame pixels);
+    `last`: the report of the latest frame (None before the first compared frame)."""
 
     def __init__(self, config: StaticObjectsConfig, class_id: int) -> None:
         self.config = config
         self.class_id = class_id
+        self.last: StaticObjectReport | None = None
         self._long: np.ndarray | None = None
         self._short: np.ndarray | None = None
         self._occupied_at: np.ndarray | None = None
@@ -50,6 +106,7 @@ class StaticObjectDetector:
         scale = WORK_WIDTH / width
         grey = self._prepare(image, scale)
         if self._long is None or self._long.shape != grey.shape:
+            self._occupied_at = np.full(grey.shape, -np.inf, np.float32)
             self._reset(grey, ts)
             return Detections.empty()
         self._learn(grey, ts)
@@ -64,7 +121,6 @@ class StaticObjectDetector:
 
     def _reset(self, grey: np.ndarray, ts: float) -> None:
         self._long, self._short = grey.copy(), grey.copy()
-        self._occupied_at = np.full(grey.shape, -np.inf, np.float32)
         self._frames, self._first_ts, self._last_ts = 1, ts, ts
 
     def _learn(self, grey: np.ndarray, ts: float) -> None:
@@ -85,42 +141,90 @@ class StaticObjectDetector:
 
     def _blobs(self, grey: np.ndarray, ts: float, scale: float) -> Detections:
         threshold = self.config.threshold
-        changed = np.abs(self._short - self._long) > threshold
-        settled = np.abs(grey - self._short) < threshold
-        mask = (changed & settled).astype(np.uint8)
-        mask = cv2.morphologyEx(mask, cv2.MORPH_OPEN, self._kernel)
+        gain = _lighting_gain(self._short, self._long)
+        relit = self._long * gain
+        # the frame against the short-term model lit as the frame is: a cloud still coming over
+        # is no motion (one gain for the frame: the short-term model follows local light soon)
+        settled = np.abs(grey - self._short * _global_gain(grey, self._short)) < threshold
+        changed = np.abs(self._short - relit) > threshold
+        frame_area = grey.size
+        report = StaticObjectReport(float(np.median(gain)), float(changed.mean()), 1 - float(settled.mean()))
+        if max(report.changed, report.moving) > SCENE_CHANGE_FRACTION:
+            # the frame itself jumps first (a knock, a flash); once the short-term model has
+            # followed, re-learn both models: the old long-term one shows another scene
+            rejected = [(box, Rejection.SCENE_CHANGE) for box, _, _ in self._components(changed, frame_area)]
+            if report.changed > SCENE_CHANGE_FRACTION:
+                self._reset(grey, ts)
+            return self._result(report, rejected, [], scale)
+        # blobs only the unlit comparison sees: what the light explains, reported as such
+        unlit = (np.abs(self._short - self._long) > threshold) & settled & ~changed
+        rejected = [(box, Rejection.LIGHTING) for box, _, _ in self._components(unlit, frame_area)]
+        recent = (ts - self._occupied_at) <= OCCUPIED_S
+        found = []
+        for (x, y, w, h), blob, area in self._components(changed & settled, frame_area):
+            box = (x, y, x + w, y + h)
+            if area > self.config.max_area:
+                rejected.append((box, Rejection.TOO_LARGE))
+            elif recent[y : y + h, x : x + w][blob].mean() >= OCCUPIED_OVERLAP:
+                rejected.append((box, Rejection.OCCUPIED))
+            elif self._is_ghost(grey, relit, blob, x, y):
+                region = self._long[y : y + h, x : x + w]
+                region[blob] = (self._short / gain)[y : y + h, x : x + w][blob]
+                rejected.append((box, Rejection.GHOST))
+            else:
+                found.append((box, area * frame_area / (w * h)))  # fill ratio: compact blobs are more object-like
+        return self._result(report, rejected, found, scale)
+
+    def _components(self, mask: np.ndarray, frame_area: int):
+        """(x, y, w, h), the blob's mask in that box, its area as a fraction of the frame: each
+        blob of `mask` after a morphological clean-up, from min_area up."""
+        mask = cv2.morphologyEx(mask.astype(np.uint8), cv2.MORPH_OPEN, self._kernel)
         mask = cv2.morphologyEx(mask, cv2.MORPH_CLOSE, self._kernel)
         count, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
-        frame_area = grey.shape[0] * grey.shape[1]
-        recent = (ts - self._occupied_at) <= OCCUPIED_S
-        boxes, scores = [], []
         for label in range(1, count):
             x, y, w, h, area = stats[label]
-            if not (self.config.min_area <= area / frame_area <= self.config.max_area):
-                continue
-            blob = labels[y : y + h, x : x + w] == label
-            if recent[y : y + h, x : x + w][blob].mean() >= OCCUPIED_OVERLAP:
-                continue
-            if self._is_ghost(grey, blob, x, y):
-                region = self._long[y : y + h, x : x + w]
-                region[blob] = self._short[y : y + h, x : x + w][blob]
-                continue
-            boxes.append([x, y, x + w, y + h])
-            scores.append(area / (w * h))  # fill ratio: compact blobs are more object-like
-        if not boxes:
+            if area / frame_area >= self.config.min_area:
+                yield (x, y, w, h), labels[y : y + h, x : x + w] == label, area / frame_area
+
+    def _result(self, report: StaticObjectReport, rejected: list, found: list, scale: float) -> Detections:
+        self.last = replace(
+            report,
+            rejected=tuple(RejectedBlob(tuple(float(v) / scale for v in box), reason) for box, reason in rejected),
+        )
+        if not found:
             return Detections.empty()
         return Detections(
-            xyxy=(np.array(boxes, np.float32) / scale),
-            confidence=np.array(scores, np.float32),
-            class_id=np.full(len(boxes), self.class_id, np.int32),
+            xyxy=np.array([box for box, _ in found], np.float32) / scale,
+            confidence=np.array([score for _, score in found], np.float32),
+            class_id=np.full(len(found), self.class_id, np.int32),
         )
 
-    def _is_ghost(self, grey: np.ndarray, blob: np.ndarray, x: int, y: int) -> bool:
-        """Edges on the blob's outline: stronger in the long-term background than in the frame
-        means something left rather than arrived."""
+    def _is_ghost(self, grey: np.ndarray, relit: np.ndarray, blob: np.ndarray, x: int, y: int) -> bool:
+        """Edges on the blob's outline: stronger in the (relit) long-term background than in the
+        frame means something left rather than arrived."""
         outline = cv2.morphologyEx(blob.astype(np.uint8), cv2.MORPH_GRADIENT, self._kernel).astype(bool)
         h, w = blob.shape
-        return _edge_strength(self._long, outline, x, y, w, h) > _edge_strength(grey, outline, x, y, w, h)
+        return _edge_strength(relit, outline, x, y, w, h) > _edge_strength(grey, outline, x, y, w, h)
+
+
+def _lighting_gain(lit: np.ndarray, reference: np.ndarray) -> np.ndarray:
+    """Per-pixel gain of the light, lit / reference: the median ratio over a GAIN_WINDOW window
+    (edge-preserving, and blind to anything filling under half of it), same shape as the input."""
+    size = (lit.shape[1] // GAIN_SCALE, lit.shape[0] // GAIN_SCALE)
+    small_lit = cv2.resize(lit, size, interpolation=cv2.INTER_AREA)
+    small_reference = cv2.resize(reference, size, interpolation=cv2.INTER_AREA)
+    ratio = (small_lit + GAIN_DARK) / (small_reference + GAIN_DARK)
+    steps = np.clip(ratio * GAIN_STEPS, 0, 255).astype(np.uint8)
+    median = cv2.medianBlur(steps, GAIN_WINDOW).astype(np.float32) / GAIN_STEPS
+    return cv2.resize(median, (lit.shape[1], lit.shape[0]), interpolation=cv2.INTER_LINEAR)
+
+
+def _global_gain(lit: np.ndarray, reference: np.ndarray) -> float:
+    """The median of lit / reference, on a GAIN_SCALE-times smaller image."""
+    size = (lit.shape[1] // GAIN_SCALE, lit.shape[0] // GAIN_SCALE)
+    small_lit = cv2.resize(lit, size, interpolation=cv2.INTER_AREA)
+    small_reference = cv2.resize(reference, size, interpolation=cv2.INTER_AREA)
+    return float(np.median((small_lit + GAIN_DARK) / (small_reference + GAIN_DARK)))
 
 
 def _edge_strength(image: np.ndarray, outline: np.ndarray, x: int, y: int, w: int, h: int) -> float:

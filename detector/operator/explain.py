@@ -16,10 +16,12 @@ from pathlib import Path
 from detector.alerts import Alert, AlertEvent
 from detector.capture import open_source
 from detector.config import AppConfig, CameraConfig, ViolationType
+from detector.detect.static_objects import Rejection, StaticObjectReport
 from detector.errors import ConfigError
 from detector.operator.cache import cached_detections
 from detector.operator.observe import ObjectView, RuleView, view_rules
 from detector.operator.rules_only import replay_rules
+from detector.rules.violations import RULES
 from detector.worker import CameraPipeline, FrameResult
 
 
@@ -68,25 +70,37 @@ def explain(
     cache = None
     if cache_dir is not None:
         cache, _ = cached_detections(config, camera, clip, config.model_threshold, cache_dir, build=False)
+    static: list[tuple[float, StaticObjectReport]] = []  # the static-object detector's, in range
     if cache is not None:
         replay_rules(config, camera, cache, origin=origin, on_frame=on_frame, until_s=to_s)
-        how = f"cached detections ({cache.meta['clip']})"
+        how = f"cached detections ({cache.meta['clip']})"  # no static-object reasons: cached detections only
     else:
-        for result in _live(config, camera, clip, origin, to_s):
+        for result, report in _live(config, camera, clip, origin, to_s):
             on_frame(result)
+            if report is not None and result.frame.ts >= from_s - 1e-9:
+                static.append((result.frame.ts, report))
         how = f"model over {clip}"
     lines = []
     for log in logs.values():
         lines += describe(log, from_s, to_s)
+        if RULES[ViolationType(log.violation)].uses_static_objects():
+            lines += describe_static(static)
     return lines, how
 
 
-def _live(config: AppConfig, camera: CameraConfig, clip: Path, origin: datetime, to_s: float) -> Iterator[FrameResult]:
+def _live(
+    config: AppConfig, camera: CameraConfig, clip: Path, origin: datetime, to_s: float
+) -> Iterator[tuple[FrameResult, StaticObjectReport | None]]:
+    """Each frame's result and the static-object detector's report of it (None: not run)."""
     pipeline = CameraPipeline.build(config, camera, wall_of=lambda ts: origin + timedelta(seconds=ts))
+    previous = None
     for frame in open_source(clip, config.detect.fps).frames():
         if frame.ts > to_s + 1e-9:
             break
-        yield pipeline.process(frame)
+        result = pipeline.process(frame)
+        report = pipeline.static_objects.last if pipeline.static_objects is not None else None
+        yield result, (report if report is not previous else None)  # the same report: not run this frame
+        previous = report
 
 
 def _select_rules(config: AppConfig, camera: CameraConfig, zone_id: str, violation: str | None):
@@ -145,6 +159,30 @@ def describe(log: RuleLog, from_s: float, to_s: float) -> list[str]:
     if run:
         lines.append(_run_line(run, s))
     lines.append("  verdict: " + _verdict(log, s))
+    return lines
+
+
+def describe_static(reports: list[tuple[float, StaticObjectReport]]) -> list[str]:
+    """One line per reason the static-object detector passed over blobs in the range: the most
+    in one frame, the frames, and the light or scene change at its strongest, e.g.
+    "14 blobs rejected in 25.0-43.0 s (the light changed: scene brightness -38 %)"."""
+    lines = []
+    for reason in Rejection:
+        frames = [(ts, r) for ts, r in reports if reason in r.counts()]
+        if not frames:
+            continue
+        most = max(r.counts()[reason] for _, r in frames)
+        darkest = min((r.brightness for _, r in frames), key=lambda b: -abs(b - 1))
+        changed = max(max(r.changed, r.moving) for _, r in frames)
+        why = {
+            Rejection.LIGHTING: f"the light changed: scene brightness {(darkest - 1) * 100:+.0f} %",
+            Rejection.SCENE_CHANGE: f"the scene changed: {changed * 100:.0f} % of the frame at once",
+            Rejection.TOO_LARGE: "larger than static_objects.max_area",
+            Rejection.OCCUPIED: "where the model saw an object",
+            Rejection.GHOST: "something left rather than arrived",
+        }[reason]
+        span = f"{frames[0][0]:.1f}-{frames[-1][0]:.1f} s ({len(frames)} frames)"
+        lines.append(f"  static-object detector: up to {most} blobs rejected in {span}: {reason.value} ({why})")
     return lines
 
 
