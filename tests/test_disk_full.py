@@ -276,11 +276,14 @@ def test_after_the_faults_nothing_waits_and_nothing_came_twice(camera):
     assert produced == set(delivered)
     repeats = [a for a in camera.collector.alerts() if delivered.count((a["id"], a["seq"])) > 1]
     assert len(repeats) <= 2 * 16 and all(a["delayed"] for a in repeats[1::2])  # only across the broker's restart
-    assert [m[1] for m in camera.collector.on("/status")].count(b"online") == 2  # reconnected once: the broker's restart
     outbox = Outbox(outbox_path(camera.store, CAMERA))
     assert outbox.count() == 0  # every acknowledged entry deleted in the end, every held one sent
     outbox.close()
-    assert read_health(camera.store, CAMERA)["state"] == "stopped"
+    health = read_health(camera.store, CAMERA)
+    # reconnected once: the broker's restart (the publisher's own count; the collector's count of
+    # `online` messages also depends on whether it resubscribed before or after the camera, since
+    # the retained `online` comes again with a new subscription)
+    assert health["state"] == "stopped" and health["mqtt_reconnects"] == 1, health
 
 
 def _lines(path: Path) -> list[dict]:
