@@ -1,6 +1,8 @@
 """Shared fixtures: project paths and the real assets (fetched by scripts/setup.sh)."""
 
 import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -32,6 +34,17 @@ def asset(relative: str) -> Path:
     if not path.is_file():
         pytest.fail(f"{relative} is missing: run scripts/setup.sh (it fetches models and clips)")
     return path
+
+
+def start_run(config: Path, log: Path) -> subprocess.Popen:
+    """A real `detector --log-format kv run CONFIG` (supervisor and workers), its output in `log`."""
+    with open(log, "w") as out:
+        return subprocess.Popen(
+            [sys.executable, "-m", "detector", "--log-format", "kv", "run", str(config)],
+            cwd=ROOT,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
 
 
 def wait_for(predicate, timeout: float, what: str):

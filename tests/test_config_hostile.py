@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
-from conftest import ROOT, asset, wait_for
+from conftest import ROOT, asset, start_run, wait_for
 
 from detector.config import load_config
 from detector.config.load import MAX_BYTES, MAX_DEPTH, MAX_VALUES, read_yaml
@@ -241,13 +241,7 @@ def test_sighup_with_a_hostile_config_keeps_the_running_workers(tmp_path):
     config = tmp_path / "site.yaml"
     config.write_text(yaml.safe_dump(good))
     log_path = tmp_path / "run.log"
-    with open(log_path, "w") as log_file:
-        run = subprocess.Popen(
-            [sys.executable, "-m", "detector", "--log-format", "kv", "run", str(config)],
-            cwd=ROOT,
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-        )
+    run = start_run(config, log_path)
     try:
         health = wait_for(lambda: (h := read_health(store, "vtest")) and h["state"] == "running" and h, 60, "the worker")
         pid = health["pid"]

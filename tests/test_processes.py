@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import asset, wait_for
+from conftest import asset, start_run, wait_for
 from rtsp_server import make_h264_clip
 
 from detector.backoff import Backoff
@@ -190,16 +190,6 @@ def broken_model(tmp_path: Path) -> Path:
     return model
 
 
-def run(config: Path, log: Path) -> subprocess.Popen:
-    with open(log, "w") as out:
-        return subprocess.Popen(
-            [sys.executable, "-m", "detector", "--log-format", "kv", "run", str(config)],
-            cwd=ROOT,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-
-
 def test_a_broken_model_stops_the_supervisor_with_exit_4(tmp_path):
     clip = str(asset("sample_videos/clips/vtest.avi"))
     config = write_config(
@@ -207,7 +197,7 @@ def test_a_broken_model_stops_the_supervisor_with_exit_4(tmp_path):
     )
     log = tmp_path / "run.log"
     # before: each worker exited 4, was restarted with backoff for ever; SIGTERM then gave exit 0
-    code = run(config, log).wait(60)
+    code = start_run(config, log).wait(60)
     output = log.read_text()
     assert code == 4 and "Traceback" not in output, output
     assert output.count("event=worker_failed") == 1 and "event=worker_restarted" not in output
@@ -226,7 +216,7 @@ def test_a_config_edited_without_a_reload_does_not_reach_a_restarted_worker(tmp_
     store = tmp_path / "store"
     config = write_config(tmp_path / "site.yaml", store, {"cam-a": clip, "cam-b": clip})
     log = tmp_path / "run.log"
-    proc = run(config, log)
+    proc = start_run(config, log)
     try:
         healths = lambda: [read_health(store, c) for c in ("cam-a", "cam-b")]  # noqa: E731
         wait_for(lambda: all(h and h["state"] == "running" for h in healths()), 40, "both workers running")
@@ -250,7 +240,7 @@ def test_a_storm_of_sighups_leaves_the_right_workers_and_no_zombies(tmp_path):
     clip = str(asset("sample_videos/clips/vtest.avi"))
     store = tmp_path / "store"
     config = write_config(tmp_path / "site.yaml", store, {"steady": clip, "edited": clip})
-    proc = run(config, tmp_path / "run.log")
+    proc = start_run(config, tmp_path / "run.log")
     try:
         wait_for(
             lambda: all((h := read_health(store, c)) and h["state"] == "running" for c in ("steady", "edited")), 40, "workers"
@@ -304,7 +294,7 @@ def test_a_health_file_that_cannot_be_written_is_not_a_hang(tmp_path):
     config.write_text(yaml.safe_dump(settings))
     disk = SmallDisk(store / "health", 1024)
     log = tmp_path / "run.log"
-    proc = run(config, log)
+    proc = start_run(config, log)
     try:
         pid = wait_for(lambda: (h := read_health(store, "cam")) and h["state"] == "running" and h["pid"], 60, "the worker")
         disk.read_only(True)

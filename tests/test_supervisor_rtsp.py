@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import wait_for
+from conftest import start_run, wait_for
 from mqtt_broker import Collector, broker_fixture, needs_mosquitto  # noqa: F401
 from rtsp_server import PASSWORD, USER, RtspServer
 from test_rtsp_source import needs_gst, vtest_clip
@@ -90,13 +90,7 @@ def test_run_survives_stream_and_worker_faults(tmp_path, broker, monkeypatch):
 
     collector = Collector(broker)
     log_path = tmp_path / "run.log"
-    with open(log_path, "w") as log_file:
-        run = subprocess.Popen(
-            [sys.executable, "-m", "detector", "--log-format", "kv", "run", str(config)],
-            cwd=ROOT,
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-        )
+    run = start_run(config, log_path)
     try:
         # 1. the live stream gives the replay's alert
         starts = wait_for(lambda: [a for a in collector.alerts() if a["event"] == "start"], 60, "the van's alert")
