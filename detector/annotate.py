@@ -1,5 +1,10 @@
 """Annotated replay video: zones coloured by state, boxes with track ids and stationary timers,
-zone dwell timers and banners for alert events. H.264 through PyAV (plays in browsers)."""
+zone dwell timers and banners for alert events. H.264 through PyAV (plays in browsers).
+
+While the camera's view is paused (moved or blocked, detector/view.py) a banner says why and
+since when, and the zones are drawn grey and dashed: the camera does not see them, nothing is
+detected and their timers stand still.
+"""
 
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -13,10 +18,23 @@ from detector import draw
 from detector.errors import OutputError
 from detector.rules.debounce import State
 from detector.rules.engine import RuleSnapshot
+from detector.view import ViewState
 from detector.worker import FrameResult
 
 BANNER_S = 3.0  # how long an alert event stays on screen
 STATE_COLOUR = {State.IDLE: draw.GREEN, State.PENDING: draw.AMBER, State.ACTIVE: draw.RED}
+
+
+def view_banner(view: ViewState) -> list[str]:
+    """The banner's lines for a paused view (none while the view is ok): what, since when, why."""
+    if not view.paused:
+        return []
+    lines = [f"{view.status.value.replace('_', ' ').upper()} since {view.since_s:.1f} s: violation timers paused", view.reason]
+    if view.back:
+        lines.append("the view is back: waiting for an operator to confirm it (detector view confirm)")
+    elif view.awaiting_operator:
+        lines.append("waiting for an operator (detector view confirm)")
+    return lines
 
 
 class Annotator:
@@ -33,17 +51,24 @@ class Annotator:
         image = result.frame.image.copy()
         height, width = image.shape[:2]
         ts = result.frame.ts
-        self._draw_zones(image, result.rules, ts, width, height)
-        self._draw_tracks(image, result, ts)
+        paused = result.view.paused
+        self._draw_zones(image, result.rules, ts, width, height, paused)
+        if not paused:  # paused: nothing detected, and the held rules' masks are of the last judged frame
+            self._draw_tracks(image, result, ts)
         for alert in result.alerts:
             self._banners.append((ts, f"{alert.event.upper()} {alert.type} in {alert.zone} ({ts:.1f}s)"))
         self._banners = [(t, line) for t, line in self._banners if ts - t < BANNER_S]
-        if self._banners:
-            draw.banner(image, [line for _, line in self._banners][-3:])
+        lines = view_banner(result.view) + [line for _, line in self._banners][-3:]
+        if lines:
+            draw.banner(image, lines)
         draw.text(image, f"t={ts:6.1f}s", (8, height - 10), draw.WHITE, 0.55)
         self._encode(image, ts)
 
-    def _draw_zones(self, image: np.ndarray, rules: tuple[RuleSnapshot, ...], ts: float, width: int, height: int) -> None:
+    def _draw_zones(
+        self, image: np.ndarray, rules: tuple[RuleSnapshot, ...], ts: float, width: int, height: int, paused: bool
+    ) -> None:
+        """Each zone coloured by its worst state, with every type's state and timer; paused: grey and
+        dashed, the states as last judged and no timer (it stands still)."""
         by_zone: dict[str, list[RuleSnapshot]] = {}
         for rule in rules:
             by_zone.setdefault(rule.zone, []).append(rule)
@@ -52,10 +77,11 @@ class Annotator:
             parts = []
             for r in zone_rules:
                 since = r.active_since if r.state is State.ACTIVE else r.pending_since
-                timer = f" {ts - since:.0f}/{r.settings.dwell_s:.0f}s" if since is not None else ""
+                timer = f" {ts - since:.0f}/{r.settings.dwell_s:.0f}s" if since is not None and not paused else ""
                 parts.append(f"{r.violation.value}:{r.state.value}{timer}")
             polygon_px = zone_rules[0].polygon * np.array([width, height], np.float32)
-            draw.zone(image, polygon_px, f"{zone} " + " ".join(parts), STATE_COLOUR[worst])
+            label = f"{zone} {'paused ' if paused else ''}" + " ".join(parts)
+            draw.zone(image, polygon_px, label, draw.GREY if paused else STATE_COLOUR[worst], dashed=paused)
 
     def _draw_tracks(self, image: np.ndarray, result: FrameResult, ts: float) -> None:
         tracks = result.tracks

@@ -65,14 +65,18 @@ class Detections:
 
     @staticmethod
     def merge(parts: "list[Detections]") -> "Detections":
-        """Concatenate untracked detections (data keys must agree)."""
+        """Concatenate detections (data keys must agree; tracker ids are kept when every part has them)."""
         parts = [p for p in parts if len(p)]
         if not parts:
             return Detections.empty()
+        if len(parts) == 1:
+            return parts[0]
         keys = set(parts[0].data)
+        tracked = all(p.tracker_id is not None for p in parts)
         return Detections(
             xyxy=np.concatenate([p.xyxy for p in parts]).astype(np.float32),
             confidence=np.concatenate([p.confidence for p in parts]).astype(np.float32),
             class_id=np.concatenate([p.class_id for p in parts]).astype(np.int32),
+            tracker_id=np.concatenate([p.tracker_id for p in parts]).astype(np.int64) if tracked else None,
             data={k: np.concatenate([p.data[k] for p in parts]) for k in keys},
         )

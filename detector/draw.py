@@ -7,19 +7,34 @@ RED = (40, 40, 230)
 AMBER = (0, 190, 255)
 GREEN = (80, 200, 80)
 WHITE = (255, 255, 255)
+GREY = (150, 150, 150)
 BLACK = (0, 0, 0)
 FONT = cv2.FONT_HERSHEY_SIMPLEX
 
 
-def zone(image: np.ndarray, polygon_px: np.ndarray, label: str, colour: tuple[int, int, int]) -> None:
+def zone(image: np.ndarray, polygon_px: np.ndarray, label: str, colour: tuple[int, int, int], *, dashed: bool = False) -> None:
+    """A zone, filled lightly; `dashed`: outline only, dashed (a zone that does not apply now)."""
     points = np.round(polygon_px).astype(np.int32)
-    overlay = image.copy()
-    cv2.fillPoly(overlay, [points], colour)
-    cv2.addWeighted(overlay, 0.15, image, 0.85, 0, dst=image)
-    cv2.polylines(image, [points], True, colour, 2, cv2.LINE_AA)
+    if dashed:
+        for start, end in zip(points, np.roll(points, -1, axis=0)):
+            dashed_line(image, start, end, colour)
+    else:
+        overlay = image.copy()
+        cv2.fillPoly(overlay, [points], colour)
+        cv2.addWeighted(overlay, 0.15, image, 0.85, 0, dst=image)
+        cv2.polylines(image, [points], True, colour, 2, cv2.LINE_AA)
     (width, _), _ = cv2.getTextSize(label, FONT, 0.45, 1)
     x = min(int(points[:, 0].min()) + 3, image.shape[1] - width - 3)
     text(image, label, (max(x, 0), int(points[:, 1].min()) + 16), colour)
+
+
+def dashed_line(image: np.ndarray, start, end, colour: tuple[int, int, int], dash_px: int = 10) -> None:
+    """start -> end (pixels) as dashes and gaps of about dash_px each, a dash at both ends."""
+    length = float(np.hypot(*np.subtract(end, start, dtype=np.float64)))
+    pieces = int(length // dash_px) | 1  # odd: dash, gap, ..., dash
+    points = np.round(np.linspace(start, end, pieces + 1)).astype(int)
+    for a, b in zip(points[0::2], points[1::2]):
+        cv2.line(image, (int(a[0]), int(a[1])), (int(b[0]), int(b[1])), colour, 2, cv2.LINE_AA)
 
 
 def box(image: np.ndarray, xyxy, label: str, colour: tuple[int, int, int], thickness: int = 2) -> None:

@@ -85,7 +85,7 @@ class HealthMeter:
         self._frames_out = 0
         self._stream_time_s: float | None = None
         self._open_alerts = 0
-        self._view: dict | None = None  # {state, since, reason}; None: no view stage
+        self._view: dict | None = None  # {state, since, reason, awaiting_operator, back}; None: no view stage
         self._frames: deque[tuple[float, float, float]] = deque()  # (monotonic, inference ms, wait ms)
         self._marks: deque[_Mark] = deque([self._mark(time.monotonic())])
 
@@ -94,9 +94,15 @@ class HealthMeter:
         slot wait ms, the alerts open after it, and the view's state (a detector.view.ViewState)."""
         now = time.monotonic()
         with self._lock:
-            if view is not None and (self._view is None or self._view["state"] != view.status.value):
+            if view is not None and _view_changed(self._view, view):
                 since = time.time() - max(ts - view.since_s, 0.0)  # the wall time the frames began to say so
-                self._view = {"state": view.status.value, "since": round(since, 3), "reason": view.reason or None}
+                self._view = {
+                    "state": view.status.value,
+                    "since": round(since, 3),
+                    "reason": view.reason or None,
+                    "awaiting_operator": view.awaiting_operator,
+                    "back": view.back,
+                }
             self._frames_out += 1
             self._stream_time_s = ts
             self._open_alerts = open_alerts
@@ -171,6 +177,7 @@ class HealthMeter:
         health |= {
             "stream": stats.state if live else None,
             "size": f"{stats.size[0]}x{stats.size[1]}" if live and stats.size else None,
+            "decode": asdict(stats.decode) if live and stats.decode else None,
             "fps_in": _rate(mark.frames_in - base.frames_in, span) if live else None,
             "frames_in": stats.decoded if live else None,
             "frame_age_s": round(time.time() - stats.last_frame_at, 2) if live and stats.last_frame_at else None,
@@ -194,6 +201,16 @@ class HealthMeter:
 
 
 _NO_STORAGE = dict.fromkeys(HEALTH_FIELDS)
+
+
+def _view_changed(reported: dict | None, view) -> bool:
+    if reported is None:
+        return True
+    return (reported["state"], reported["awaiting_operator"], reported["back"]) != (
+        view.status.value,
+        view.awaiting_operator,
+        view.back,
+    )
 
 
 def _rewrite_in_place(path: Path, data: bytes) -> None:
@@ -267,7 +284,7 @@ def status_lines(config) -> list[str]:
     """`detector status`: one line per camera of the config, from the health files."""
     now = time.time()
     header = (
-        f"{'camera':16} {'state':13} {'stream':12} {'fps in/out':>11} {'age s':>6} {'infer ms':>8} "
+        f"{'camera':16} {'state':13} {'stream':12} {'decode':10} {'fps in/out':>11} {'age s':>6} {'infer ms':>8} "
         f"{'reconn':>6} {'dec err':>7} {'dropped':>7} {'cpu':>5}  last error"
     )
     lines = [header]
@@ -279,12 +296,22 @@ def status_lines(config) -> list[str]:
             continue
         fps = f"{_num(h.get('fps_in'), '.1f')}/{_num(h.get('fps_out'), '.1f')}"
         lines.append(
-            f"{camera.id:16} {down or h.get('state', '?'):13} {h.get('stream') or '-':12} {fps:>11} "
+            f"{camera.id:16} {down or h.get('state', '?'):13} {h.get('stream') or '-':12} "
+            f"{_decode(h.get('decode')):10} {fps:>11} "
             f"{_num(h.get('frame_age_s'), '.1f'):>6} {_num(h.get('inference_ms'), '.0f'):>8} "
             f"{_num(h.get('stream_reconnects'), 'd'):>6} {_num(h.get('decode_errors'), 'd'):>7} "
             f"{_num(h.get('dropped_frames'), 'd'):>7} {_num(h.get('cpu_cores'), '.2f'):>5}  {_problems(h)}"
         )
     return lines
+
+
+def _decode(decode: dict | None) -> str:
+    """The decode column: `keys 1s` (keyframes only, a keyframe every second), `full 10s`, `full`
+    (interval not measured yet); the reason is in the health file."""
+    if not decode:
+        return "-"
+    mode = "keys" if decode["mode"] == "keyframes" else "full"
+    return mode if decode["gop_s"] is None else f"{mode} {decode['gop_s']:.3g}s"
 
 
 def _problems(health: dict) -> str:
@@ -295,6 +322,9 @@ def _problems(health: dict) -> str:
     if view.get("state") not in (None, "ok"):
         since = time.strftime("%H:%M:%S", time.localtime(view["since"]))
         problems.append(f"paused: {view['state']} since {since} ({view['reason']})")
+        if view.get("awaiting_operator"):
+            back = "the view is back; " if view.get("back") else ""
+            problems.append(f"{back}waiting for an operator: detector view confirm")
     if health.get("storage") not in (None, "ok"):
         problems.append(f"storage {health['storage']}: {health.get('storage_path')}")
     return "; ".join(p for p in problems if p)

@@ -1,10 +1,14 @@
-"""`detector replay`: one camera over a recorded clip, as fast as it goes."""
+"""`detector replay`: one camera over a recorded clip, as fast as it goes.
+
+The summary it returns names the stretches the camera's view was paused (moved or blocked,
+detector/view.py): the timers stood still there, so a dwell across one took longer on the clock.
+"""
 
 import logging
 import sys
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -16,9 +20,43 @@ from detector.capture import open_source
 from detector.config import AppConfig
 from detector.health import HealthMeter
 from detector.mqtt.channel import AlertChannel
+from detector.view import ViewState
 from detector.worker import CameraPipeline, FrameResult
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class PausedStretch:
+    """Stream time the view was paused: neither the model nor the rules ran, the timers stood still."""
+
+    status: str  # view_changed | view_blocked
+    from_s: float  # the first paused frame (the frames began to say so `view.hold_s` earlier)
+    to_s: float | None  # the first frame judged again; None: still paused when the clip ended
+    reason: str  # from the frame that began it, e.g. "another view (match 0.24 < 0.3)"
+    awaiting_operator: bool = False  # `view.resume: operator`: only an operator's confirmation ends it
+
+    def describe(self) -> str:
+        """One line: "view paused 15.5-36.5 s: view_changed: another view (match 0.24 < 0.3)"."""
+        span = f"{self.from_s:.1f}-{self.to_s:.1f} s" if self.to_s is not None else f"from {self.from_s:.1f} s to the end"
+        waiting = " (waiting for an operator)" if self.awaiting_operator else ""
+        return f"view paused {span}: {self.status}: {self.reason}{waiting}"
+
+
+def paused_stretches(views: Iterable[tuple[float, ViewState]]) -> list[PausedStretch]:
+    """The paused stretches of a replay from each frame's (stream time, view state), in order.
+    A change of status without an ok frame between (covered, then turned away) starts another."""
+    stretches: list[PausedStretch] = []
+    current: PausedStretch | None = None
+    for ts, view in views:
+        if current is not None and view.status != current.status:
+            stretches.append(replace(current, to_s=ts))
+            current = None
+        if current is None and view.paused:
+            current = PausedStretch(view.status.value, ts, None, view.reason)
+        if current is not None and view.awaiting_operator:
+            current = replace(current, awaiting_operator=True)
+    return stretches + ([current] if current is not None else [])
 
 
 @dataclass(frozen=True)
@@ -30,6 +68,7 @@ class ReplaySummary:
     events_path: Path
     video_path: Path | None
     publish_problem: str | None = None  # alerts left in the outbox with a broker configured (docs/mqtt.md)
+    paused: list[PausedStretch] = field(default_factory=list)  # the view's pauses, in stream order
 
 
 def replay(
@@ -64,11 +103,13 @@ def replay(
     show = sys.stderr.isatty() if progress is None else progress
     bar = tqdm(total=round(clip.duration_s or 0, 1) or None, unit="s", desc=camera.id, disable=not show, leave=False)
     alerts: list[Alert] = []
+    views: list[tuple[float, ViewState]] = []
     frames, last_ts, started = 0, 0.0, time.perf_counter()
     try:
         for frame in clip.frames():
             result = pipeline.process(frame)
             alerts += result.alerts
+            views.append((frame.ts, result.view))
             if channel is not None:
                 channel.observe(result.zone_states())
                 meter.frame(frame.ts, result.inference_ms, open_alerts=len(result.open_alerts))
@@ -87,4 +128,4 @@ def replay(
         log.warning("%s: %d packets could not be decoded and were skipped", clip.name, clip.stats.decode_errors)
     wall_s = time.perf_counter() - started
     problem = channel.problem() if channel is not None else None
-    return ReplaySummary(frames, alerts, last_ts, wall_s, events_path, video_path, problem)
+    return ReplaySummary(frames, alerts, last_ts, wall_s, events_path, video_path, problem, paused_stretches(views))

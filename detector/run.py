@@ -2,7 +2,8 @@
 
     source (LiveSource: reader thread, latest frame only, reconnects) -> CameraPipeline (the same
     one replay uses) -> sinks: AlertChannel (outbox + MQTT) first, events.jsonl, open-alert state,
-    log lines; every heartbeat: health file (the supervisor's liveness signal) and MQTT health.
+    log lines; every heartbeat: health file (the supervisor's liveness signal) and MQTT health,
+    and an operator's confirmation of a paused view, if one is waiting (detector/view_confirm.py).
 
 Open alerts survive a restart: the pipeline's `OpenAlerts` keeps `{storage_dir}/state/{camera}.json`
 up to date at each start/update/end, and the next worker restores them in one place
@@ -32,6 +33,7 @@ from detector.health import HealthMeter
 from detector.mqtt.channel import AlertChannel
 from detector.retention import CameraFiles, Retention
 from detector.storage import Storage
+from detector.view_confirm import take_confirmation
 from detector.worker import CameraPipeline
 
 log = logging.getLogger(__name__)
@@ -116,7 +118,7 @@ def run_camera(
         transport=camera.transport,
         open_timeout_s=camera.open_timeout_s,
         read_timeout_s=camera.read_timeout_s,
-        keyframes_only=camera.keyframes_only,
+        decode=camera.decode,
         backoff=Backoff(camera.reconnect_min_s, camera.reconnect_max_s),
     )
     meter.source = source
@@ -138,6 +140,9 @@ def run_camera(
                 channel.observe(result.zone_states())
                 retention.open_ids = frozenset(result.open_alerts.values())
             if time.monotonic() >= next_beat:
+                confirmation = take_confirmation(config.storage_dir, camera.id)
+                if confirmation is not None:
+                    pipeline.confirm_view(confirmation)
                 meter.report()
                 beat()
                 next_beat = time.monotonic() + HEARTBEAT_S

@@ -62,6 +62,7 @@ class GroundTruth:
     events: tuple[GroundTruthEvent, ...]
     camera: str | None = None
     clip: str | None = None
+    nuisances: tuple[str, ...] = ()  # the nuisance types of a robustness clip (detector/suite_scoring.py)
 
 
 @dataclass(frozen=True)
@@ -92,7 +93,7 @@ def _as_float(value: Any, where: str, *, allow_none: bool = False) -> float | No
 
 
 _EVENT_KEYS = {"type", "zone", "begin_s", "end_s", "note"}
-_TOP_KEYS = {"clip", "camera", "events", "note"}
+_TOP_KEYS = {"clip", "camera", "events", "note", "nuisances"}
 
 
 def parse_ground_truth(data: Any, source: str = "ground truth") -> GroundTruth:
@@ -132,9 +133,16 @@ def parse_ground_truth(data: Any, source: str = "ground truth") -> GroundTruth:
         if zone is not None and not isinstance(zone, str):
             raise ValueError(f"{where}.zone: must be a zone id (string) or omitted, got {zone!r}")
         events.append(GroundTruthEvent(kind, begin, end, zone or None, str(item.get("note") or "")))
+    nuisances = data.get("nuisances")
+    if nuisances is None:
+        nuisances = []
+    if not isinstance(nuisances, list) or not all(isinstance(n, str) and n for n in nuisances):
+        raise ValueError(f"{source}: `nuisances` must be a list of nuisance types (strings), got {nuisances!r}")
     camera = data.get("camera")
     clip = data.get("clip")
-    return GroundTruth(tuple(events), None if camera is None else str(camera), None if clip is None else str(clip))
+    return GroundTruth(
+        tuple(events), None if camera is None else str(camera), None if clip is None else str(clip), tuple(nuisances)
+    )
 
 
 def load_ground_truth(path: str | Path) -> GroundTruth:

@@ -17,13 +17,15 @@ match it, so lighting drift over the day and a knock of a few pixels are re-regi
   tried first: on a compressed, low-texture street its peak is too weak to tell views apart.
 
 A state holds until the frames have said otherwise for `hold_s` (hysteresis: a bus filling the
-view for a second does not pause the camera). While not ok, the pipeline neither runs the model
+view for a second does not pause the camera). With `resume: operator` a paused view stays paused
+when the frames match again (`back`) until `confirm()`: an operator says the view is back, or that
+the new view is the right one (`accept_new_view`: it becomes the reference). While not ok, the pipeline neither runs the model
 nor judges (detector/worker.py); `JudgedClock` cuts the paused stretch out of the time the tracker
 and rules run on, as StreamClock cuts a stream gap, so no dwell, grace or clear timer passes.
 """
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 
 import cv2
@@ -57,6 +59,8 @@ class ViewState:
     since_s: float  # stream time the frames began to say so (the state holds hold_s later)
     reason: str = ""  # why the view is not ok, from the frame that began it
     measure: ViewMeasure | None = None  # the frame's figures (None: a state not from a frame)
+    awaiting_operator: bool = False  # paused until an operator confirms (resume: operator)
+    back: bool = False  # awaiting an operator, and the frames match the reference again
 
     @property
     def paused(self) -> bool:
@@ -71,7 +75,8 @@ class ViewMonitor:
 
     def __init__(self, config: ViewConfig) -> None:
         self.config = config
-        self.state = OK_FROM_START
+        self.state = OK_FROM_START  # what the pipeline is told
+        self._seen = OK_FROM_START  # what the frames say (they differ only while awaiting an operator)
         self._reference: np.ndarray | None = None
         self._reference_sharpness = 0.0
         self._suspect: ViewState | None = None  # a different status the frames began to report
@@ -87,7 +92,21 @@ class ViewMonitor:
             self._adapt(grey, measure, ts)
         self._last_ts = ts
         self._hold(status, reason, ts)
-        return ViewState(self.state.status, self.state.since_s, self.state.reason, measure)
+        self.state = self._reported()
+        return replace(self.state, measure=measure)
+
+    def confirm(self, accept_new_view: bool = False) -> bool:
+        """An operator's word; True if the view resumes. Plain: the view is back (refused while
+        the frames still differ from the reference); `accept_new_view`: the view as it is now is
+        the right one, the next frame with contrast becomes the reference."""
+        if accept_new_view:
+            self._reference = None
+            self._seen = ViewState(ViewStatus.OK, self._last_ts)
+        elif self._seen.paused:
+            return False
+        self._suspect = None
+        self.state = self._seen
+        return True
 
     def _learn(self, grey: np.ndarray) -> None:
         self._reference = grey
@@ -120,13 +139,21 @@ class ViewMonitor:
         self._reference_sharpness *= 1 + rate * (m.sharpness - 1)
 
     def _hold(self, status: ViewStatus, reason: str, ts: float) -> None:
-        if status is self.state.status:
+        if status is self._seen.status:
             self._suspect = None
             return
         if self._suspect is None or self._suspect.status is not status:
             self._suspect = ViewState(status, ts, reason)
         if ts - self._suspect.since_s >= self.config.hold_s - 1e-9:
-            self.state, self._suspect = self._suspect, None
+            self._seen, self._suspect = self._suspect, None
+
+    def _reported(self) -> ViewState:
+        """The frames' state, except that with `resume: operator` a paused view stays paused."""
+        if self.config.resume == "auto":
+            return self._seen
+        if self.state.paused and not self._seen.paused:
+            return replace(self.state, back=True)
+        return replace(self._seen, awaiting_operator=self._seen.paused)
 
 
 def _small_grey(image: np.ndarray) -> np.ndarray:

@@ -8,7 +8,8 @@ video, explain, report timeline, zone-state messages) read.
 The view stage (detector/view.py) comes first: while the camera's view is moved or blocked the
 model does not run, the tracker and rules are not fed, and the JudgedClock cuts that stretch out
 of their time, so no timer passes and no alert starts or ends against zones the camera no longer
-sees; when the view comes back the static-object backgrounds are learnt afresh.
+sees; when the view comes back the static-object backgrounds are learnt afresh. With
+`view.resume: operator` it comes back only when an operator confirms (`confirm_view`).
 """
 
 import logging
@@ -28,7 +29,9 @@ from detector.rules.engine import Judgement, RuleSnapshot, ViolationEngine
 from detector.rules.roles import RoleMap
 from detector.rules.violations import ROLES, RULES
 from detector.track import StationaryTracker
+from detector.track.appearance import signatures
 from detector.view import OK_FROM_START, JudgedClock, ViewMonitor, ViewState
+from detector.view_confirm import ViewConfirmation
 
 log = logging.getLogger(__name__)
 
@@ -96,6 +99,7 @@ class CameraPipeline:
             tolerance=config.track.tolerance,
             match_iou=config.track.match_iou,
             memory_s=self.engine.memory_s,
+            places_s=max(self.engine.memory_s, self.engine.cooldown_s),
         )
         self._new_static_objects = lambda: (
             StaticObjectDetector(config.static_objects, self.roles.static_object_id)
@@ -103,7 +107,7 @@ class CameraPipeline:
             else None
         )
         self.static_objects = self._new_static_objects()
-        self.view_monitor = ViewMonitor(config.view) if config.view.enabled else None
+        self.view_monitor = ViewMonitor(view) if (view := camera.view_settings(config.view)).enabled else None
         self.view = OK_FROM_START
         self.judged = JudgedClock()
         self._last_rules: tuple[RuleSnapshot, ...] = ()
@@ -150,11 +154,12 @@ class CameraPipeline:
         if view.status is not self.view.status:
             if view.paused:
                 log.warning(
-                    "camera %s: %s since %.1f s: %s; violation timers paused",
+                    "camera %s: %s since %.1f s: %s; violation timers paused%s",
                     self.camera.id,
                     view.status.value,
                     view.since_s,
                     view.reason,
+                    " until an operator confirms" if view.awaiting_operator else "",
                     extra={"kv": {"event": "view_changed", "state": view.status.value, "reason": view.reason}},
                 )
             else:
@@ -165,11 +170,44 @@ class CameraPipeline:
                     extra={"kv": {"event": "view_restored", "since_s": round(view.since_s, 1)}},
                 )
                 self.static_objects = self._new_static_objects()
+        elif view.back and not self.view.back:
+            log.warning(
+                "camera %s: the view matches its reference again at %.1f s; paused until an operator confirms"
+                " (detector view confirm)",
+                self.camera.id,
+                frame.ts,
+                extra={"kv": {"event": "view_back", "state": view.status.value}},
+            )
         self.view = view
         return view
 
+    def confirm_view(self, confirmation: ViewConfirmation) -> bool:
+        """An operator's confirmation of a paused view (detector/view_confirm.py); True if the view
+        resumes (from the next frame). Logged either way, with who and when."""
+        resumed = self.view_monitor is None or self.view_monitor.confirm(confirmation.accept_new_view)
+        what = "the new view accepted as the reference" if confirmation.accept_new_view else "the view confirmed back"
+        log.log(
+            logging.INFO if resumed else logging.WARNING,
+            "camera %s: %s by %s; %s",
+            self.camera.id,
+            what,
+            confirmation.by,
+            "violation timers resume" if resumed else f"still paused: the view differs from the reference ({self.view.reason})",
+            extra={
+                "kv": {
+                    "event": "view_confirmed",
+                    "by": confirmation.by,
+                    "at": round(confirmation.at, 3),
+                    "accept_new_view": confirmation.accept_new_view,
+                    "resumed": resumed,
+                }
+            },
+        )
+        return resumed
+
     def detect(self, frame: Frame) -> tuple[Detections, float]:
-        """Stage 1, the expensive one: model detections plus static new objects, and the model's ms.
+        """Stage 1, the expensive one: model detections plus static new objects (with each box's
+        appearance signature), and the model's ms.
 
         Its output depends only on the frames, the model and its threshold, so `detector tune`
         caches it (detector/operator/cache.py) and replays only stage 2 per combination.
@@ -180,7 +218,8 @@ class CameraPipeline:
         if self.static_objects is not None:
             found = self.static_objects.update(frame.image, frame.ts, detections)
             detections = Detections.merge([detections, found])
-        return detections, inference_ms
+        # each box's look, for the tracker to tell another object on the same place
+        return detections.with_data(appearance=signatures(frame.image, detections.xyxy)), inference_ms
 
     def track_and_judge(self, detections: Detections, frame: Frame, inference_ms: float = 0.0) -> FrameResult:
         """Stage 2: tracker -> rules -> debouncers -> alerts to the sinks. Cheap; stateful.

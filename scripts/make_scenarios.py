@@ -11,7 +11,7 @@ interpolated keyframes, shown between `appear_s` and `disappear_s`, drawn in `z`
 `sprites_from: <scenario>` draws another scenario's sprites first (then the file's own), and
 `nuisances:` (scripts/nuisances.py) transforms the composited frames over time ranges: lighting,
 weather, compression, camera motion, tampering. Scenarios named `nuisance-*` make up the
-robustness suite (scripts/robustness.py); they are not replayed by tests/test_scenarios.py.
+robustness suite (scripts/robustness.py, tests/test_robustness.py), not tests/test_scenarios.py.
 
 Rendering is deterministic (same definition and assets -> same frames). A clip is skipped when
 `<out>/<name>.stamp.json` records the same definition hash and generator version; `--force`
@@ -75,6 +75,7 @@ class SpriteSource:
     mask_background: tuple[int, ...] = ()  # frames whose median is the clean plate for the mask
     mask_threshold: int = 30
     mask_polygon: tuple[tuple[int, int], ...] = ()  # outline in source pixels; alpha 0 outside
+    tint: tuple[float, float, float] = (1.0, 1.0, 1.0)  # per-channel gain (B, G, R): the object repainted
 
 
 @dataclass(frozen=True)
@@ -172,7 +173,10 @@ def load_definition(name_or_path: str | Path) -> Scenario:
             mask_background=tuple(int(f) for f in mask.get("background_frames", ())),
             mask_threshold=int(mask.get("threshold", 30)),
             mask_polygon=tuple((int(x), int(y)) for x, y in mask.get("polygon", ())),
+            tint=tuple(float(v) for v in src.get("tint", (1.0, 1.0, 1.0))),
         )
+        if len(source.tint) != 3 or not all(0 <= v <= 4 for v in source.tint):
+            raise ScenarioError(f"{sw}.source.tint must be three gains [b, g, r] in 0..4, got {list(source.tint)}")
         if source.mask_polygon and len(source.mask_polygon) < 3:
             raise ScenarioError(f"{sw}.source.mask.polygon needs at least 3 points")
         keyframes, scale = [], 1.0
@@ -261,7 +265,7 @@ def cut_sprite(source: SpriteSource, feather_px: int) -> tuple[np.ndarray, np.nd
     h, w = image.shape[:2]
     if x1 < 0 or y1 < 0 or x2 > w or y2 > h:
         raise ScenarioError(f"box {list(source.box)} is outside the {w}x{h} source {source.clip or source.image}")
-    pixels = image[y1:y2, x1:x2].astype(np.float32)
+    pixels = np.clip(image[y1:y2, x1:x2].astype(np.float32) * np.float32(source.tint), 0, 255)
     alpha = np.ones(pixels.shape[:2], np.float32)
     if source.mask_background:
         # Silhouette: what differs from a clean plate (median of frames without the object).
@@ -415,12 +419,22 @@ def ground_truth_document(scenario: Scenario, clip_path: Path) -> dict[str, Any]
         clip = str(clip_path.resolve().relative_to(ROOT))
     except ValueError:
         clip = str(clip_path)
-    return {
-        "clip": clip,
-        "camera": scenario.ground_truth.get("camera", scenario.name),
-        "note": scenario.note.strip(),
-        "events": scenario.ground_truth["events"],
-    }
+    document = {"clip": clip, "camera": scenario.ground_truth.get("camera", scenario.name), "note": scenario.note.strip()}
+    # the robustness suite's per-nuisance table (detector/suite_scoring.py): the transforms, and
+    # what sprites play (`ground_truth.nuisances`: occlusion, identity)
+    played = [*scenario.ground_truth.get("nuisances", []), *(n.type for n in scenario.nuisances)]
+    if played:
+        document["nuisances"] = list(dict.fromkeys(played))
+    return {**document, "events": scenario.ground_truth["events"]}
+
+
+def write_ground_truth(scenario: Scenario, video: Path) -> None:
+    """`<name>.gt.yaml` next to the video, rewritten only when its text changes: it is cheap to
+    derive, so a new field reaches clips whose video is up to date without rendering them again."""
+    path = video.with_suffix(".gt.yaml")
+    text = yaml.safe_dump(ground_truth_document(scenario, video), sort_keys=False)
+    if not path.exists() or path.read_text() != text:
+        path.write_text(text)
 
 
 def _stamp(scenario: Scenario) -> dict[str, str]:
@@ -449,12 +463,12 @@ def generate(
     out_dir.mkdir(parents=True, exist_ok=True)
     video = out_dir / f"{scenario.name}.mp4"
     if max_frames is None and not force and is_up_to_date(scenario, out_dir):
+        write_ground_truth(scenario, video)
         return video
     stamp = out_dir / f"{scenario.name}.stamp.json"
     stamp.unlink(missing_ok=True)
     encode(render_frames(scenario, max_frames), video, scenario.fps, scenario.size)
-    gt_path = out_dir / f"{scenario.name}.gt.yaml"
-    gt_path.write_text(yaml.safe_dump(ground_truth_document(scenario, video), sort_keys=False))
+    write_ground_truth(scenario, video)
     if max_frames is None:
         stamp.write_text(json.dumps(_stamp(scenario), indent=1) + "\n")
     return video
@@ -470,11 +484,12 @@ def main(argv: list[str] | None = None) -> int:
     try:
         for name in names:
             scenario = load_definition(name)
-            if not args.force and is_up_to_date(scenario, args.out):
+            fresh = not args.force and is_up_to_date(scenario, args.out)
+            path = generate(name, args.out, force=args.force)  # an up-to-date clip: its ground truth only
+            if fresh:
                 print(f"{scenario.name}: up to date")
-                continue
-            path = generate(name, args.out, force=True)
-            print(f"{scenario.name}: wrote {path} ({scenario.frame_count} frames, {scenario.duration_s:g} s)")
+            else:
+                print(f"{scenario.name}: wrote {path} ({scenario.frame_count} frames, {scenario.duration_s:g} s)")
     except (ScenarioError, OSError, av.error.FFmpegError) as exc:
         print(f"make_scenarios: error: {exc}", file=sys.stderr)
         return 1

@@ -221,6 +221,18 @@ CASES = {
         lambda t, b: ["score", str(b / "garbage.jsonl"), str(b)],
         ["cannot read ground truth", "Is a directory"],
     ),
+    "score a suite folder against one ground-truth file": (
+        lambda t, b: ["score", str(b), "sample_videos/ground_truth/vtest.gt.yaml"],
+        ["vtest.gt.yaml: not a folder; with a folder of events, give the folder of <camera>.gt.yaml"],
+    ),
+    "score a folder without replays": (
+        lambda t, b: ["score", str(t), str(t)],
+        ["no <camera>/events.jsonl in it"],
+    ),
+    "--max-latency for one events file": (
+        lambda t, b: ["score", str(b / "garbage.jsonl"), "sample_videos/ground_truth/vtest.gt.yaml", "--max-latency", "30"],
+        ["--max-latency is for a suite"],
+    ),
 }
 
 

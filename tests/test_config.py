@@ -6,7 +6,7 @@ import pytest
 from conftest import ROOT
 
 from detector.config import ViolationType, check_files, load_config
-from detector.config.schema import Anchor
+from detector.config.schema import Anchor, ViewConfig
 from detector.errors import ConfigError
 
 VALID = """
@@ -52,6 +52,38 @@ def test_zone_overrides_type_defaults(tmp_path):
     assert (settings.dwell_s, settings.grace_s, settings.min_score) == (20, 10, 0.5)
 
 
+# top-level `view:`, the camera's `view:` -> the camera's effective view settings that differ from the defaults
+VIEW_MERGE = {
+    "no view anywhere": (None, None, {}),
+    "top level only": ("{hold_s: 8, resume: operator}", None, {"hold_s": 8, "resume": "operator"}),
+    "camera only": (None, "{resume: operator}", {"resume": "operator"}),
+    "camera over top level, key by key": (
+        "{hold_s: 8, min_match: 0.2}",
+        "{hold_s: 2, resume: operator}",
+        {"hold_s": 2, "min_match": 0.2, "resume": "operator"},
+    ),
+    "camera turns it off": ("{hold_s: 8}", "{enabled: false}", {"hold_s": 8, "enabled": False}),
+    "camera's explicit default wins over the top level": ("{resume: operator}", "{resume: auto}", {}),
+    "empty camera view": ("{hold_s: 8}", "{}", {"hold_s": 8}),
+}
+
+
+@pytest.mark.parametrize("top, camera, expected", VIEW_MERGE.values(), ids=VIEW_MERGE.keys())
+def test_camera_view_overrides_the_top_level_key_by_key(tmp_path, top, camera, expected):
+    text = VALID + (f"view: {top}\n" if top else "")
+    if camera:
+        text = text.replace("    zones:\n", f"    view: {camera}\n    zones:\n")
+    config = load_config(write(tmp_path, text))
+    effective = config.cameras[0].view_settings(config.view)
+    defaults = ViewConfig().model_dump()
+    assert {k: v for k, v in effective.model_dump().items() if v != defaults[k]} == expected
+    assert config.view.resume == ("operator" if top and "operator" in top else "auto")  # the top level is left as it was
+
+
+def camera_view(value: str) -> str:
+    return edit("    zones:\n", f"    view: {value}\n    zones:\n")
+
+
 ERRORS = {
     "unknown top-level key": (edit("site: test-site", "site: test-site\nsiet: typo"), "siet: unknown key"),
     "unknown zone key named by ids": (
@@ -94,6 +126,23 @@ ERRORS = {
     "missing environment variable": (
         edit("sample_videos/clips/vtest.avi", "rtsp://admin:${NO_SUCH_VAR_X}@cam/1"),
         "cameras.cam-01.source: environment variable NO_SUCH_VAR_X is not set",
+    ),
+    "camera view: unknown resume": (
+        camera_view("{resume: never}"),
+        "cameras.cam-01.view.resume: 'never': Input should be 'auto' or 'operator'",
+    ),
+    "camera view: negative hold": (
+        camera_view("{hold_s: -1}"),
+        "cameras.cam-01.view.hold_s: -1: Input should be greater than or equal to 0",
+    ),
+    "camera view: out of bounds as at the top level": (
+        camera_view("{max_shift: 0}"),
+        "cameras.cam-01.view.max_shift: 0: Input should be greater than 0",
+    ),
+    "camera view: unknown key": (camera_view("{hold: 3}"), "cameras.cam-01.view.hold: unknown key"),
+    "camera view: not a mapping": (
+        camera_view("operator"),
+        "cameras.cam-01.view: 'operator': Input should be a valid dictionary",
     ),
     "not a mapping": ("- just\n- a list\n", "expected a mapping at the top level"),
     "not YAML": ("site: [unclosed\n", "not valid YAML"),

@@ -10,8 +10,8 @@ HERE = (0.10, 0.10, 0.20, 0.20)
 THERE = (0.60, 0.60, 0.70, 0.70)
 
 
-def car(track_id: int = 1, settled: float = 0.0, box=HERE) -> Candidate:
-    return Candidate(track_id=track_id, settled_since=settled, box=box, label="car", score=0.8)
+def car(track_id: int = 1, settled: float = 0.0, box=HERE, *, replaces: int = 0, hidden: bool = False) -> Candidate:
+    return Candidate(track_id=track_id, settled_since=settled, box=box, label="car", score=0.8, replaces=replaces, hidden=hidden)
 
 
 def seconds(start: float, stop: float, step: float = 1.0) -> list[float]:
@@ -91,6 +91,36 @@ CASES = {
     ),
     "a candidate must be present at the moment of the start": (
         present([0], car()) + absent([1, 2, 3]),
+        [],
+    ),
+    # identity (the tracker's `replaces`: another object on the place of one that left)
+    "another car on the spot within clear_s: the alert ends, the newcomer gets its own dwell": (
+        present(seconds(0, 12), car(1)) + present(seconds(13, 40), car(2, 13, replaces=1)),
+        [("start", 10, 0, ""), ("end", 17, 0, "cleared"), ("start", 23, 13, "")],
+    ),
+    "another car on the spot after the end: not silenced by the first car's cooldown": (
+        present(seconds(0, 12), car(1)) + absent(seconds(13, 18)) + present(seconds(19, 40), car(2, 19, replaces=1)),
+        [("start", 10, 0, ""), ("end", 17, 0, "cleared"), ("start", 29, 19, "")],
+    ),
+    "a newcomer does not inherit the dwell of the one that left": (
+        present(seconds(0, 4), car(1)) + present(seconds(5, 20), car(7, 5, replaces=1)),
+        [("start", 15, 5, "")],
+    ),
+    "the newcomer's own alert continues with it": (
+        present(seconds(0, 30), car(2, 0, replaces=1)),
+        [("start", 10, 0, "")],
+    ),
+    # occlusion (the tracker's `hidden`: a stationary object behind a bus)
+    "hidden longer than clear_s: the alert neither ends nor restarts": (
+        present(seconds(0, 12), car()) + present(seconds(13, 30), car(hidden=True)) + present(seconds(31, 35), car()),
+        [("start", 10, 0, "")],
+    ),
+    "hidden longer than grace_s keeps the dwell, but only a visible object starts the alert": (
+        present(seconds(0, 4), car()) + present(seconds(5, 14), car(hidden=True)) + present(seconds(15, 16), car()),
+        [("start", 15, 0, "")],
+    ),
+    "hidden alone never opens a dwell record": (
+        present(seconds(0, 20), car(hidden=True)),
         [],
     ),
 }

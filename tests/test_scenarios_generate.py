@@ -109,6 +109,14 @@ def _van_mask(van, t, shape):
     return mask
 
 
+def test_tint_repaints_the_sprite():
+    """The swap scenario's red van: the white van's pixels times per-channel gains (B, G, R)."""
+    plain = gen.SpriteSource(clip=None, image=str(FRUITS), frame=0, box=(60, 30, 260, 230))
+    red = gen.SpriteSource(clip=None, image=str(FRUITS), frame=0, box=(60, 30, 260, 230), tint=(0.35, 0.35, 0.85))
+    (pixels, _), (tinted, _) = gen.cut_sprite(plain, 0), gen.cut_sprite(red, 0)
+    assert np.allclose(tinted, np.clip(pixels * np.float32([0.35, 0.35, 0.85]), 0, 255))
+
+
 def test_polygon_mask_cuts_the_outline():
     triangle = gen.SpriteSource(
         clip=None, image=str(FRUITS), frame=0, box=(60, 30, 260, 230), mask_polygon=((60, 30), (259, 30), (60, 229))
@@ -189,6 +197,18 @@ def test_generated_ground_truth_loads_with_scoring(tmp_path):
                 ]
             },
             "polygon needs at least 3 points",
+        ),
+        (
+            {
+                "sprites": [
+                    {
+                        "id": "x",
+                        "source": {"image": "a.png", "box": [0, 0, 9, 9], "tint": [1, 2]},
+                        "keyframes": [{"t": 0, "x": 0, "y": 0}],
+                    }
+                ]
+            },
+            "tint must be three gains",
         ),
     ],
 )

@@ -144,6 +144,7 @@ def test_load_ground_truth_file(tmp_path):
     )
     truth = load_ground_truth(path)
     assert truth.camera == "vtest"
+    assert truth.nuisances == ()
     assert truth.events[0] == GroundTruthEvent(P, 0.0, None, "van-no-parking", "van")
     assert truth.events[1] == GroundTruthEvent(G, 20.0, 28.5, None, "")
 
@@ -162,6 +163,8 @@ BAD_GT = [
     ("events: [{type: illegal_parking, begin_s: 1, start: 2}]", "events[0]: unknown key(s) start"),
     ("events: [oops]", "events[0]: expected a mapping"),
     ("events: [", "not valid YAML"),
+    ("events: []\nnuisances: dim", "`nuisances` must be a list of nuisance types"),
+    ("events: []\nnuisances: [dim, 3]", "`nuisances` must be a list of nuisance types"),
 ]
 
 
@@ -182,6 +185,10 @@ def test_missing_ground_truth_file(tmp_path):
 
 def test_parse_ground_truth_empty_events_none():
     assert parse_ground_truth({"events": None}).events == ()
+
+
+def test_parse_ground_truth_nuisances():
+    assert parse_ground_truth({"events": [], "nuisances": ["dim", "noise"]}).nuisances == ("dim", "noise")
 
 
 def test_load_events_skips_bad_lines(tmp_path):

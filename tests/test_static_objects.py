@@ -68,8 +68,9 @@ def shadow_lifts(t: float) -> np.ndarray:
     return shadow(t, falls=False)
 
 
-def run(objects, seconds=40.0, model_boxes=(), light=None, views=lambda t: GROUND):
-    """{box: first ts} of every static object found, and the detector's report of each frame."""
+def run(objects, seconds=40.0, model_boxes=(), light=None, views=lambda t: GROUND, camera=None):
+    """{box: first ts} of every static object found, and the detector's report of each frame.
+    `camera(t, image) -> image`: what the camera does to the scene (a knock, fog)."""
     detector = StaticObjectDetector(StaticObjectsConfig(), class_id=80)
     found, reports = {}, {}
     for i in range(int(seconds * FPS)):
@@ -77,6 +78,7 @@ def run(objects, seconds=40.0, model_boxes=(), light=None, views=lambda t: GROUN
         boxes = np.array(model_boxes, np.float32).reshape(-1, 4)
         model = Detections(boxes, np.ones(len(boxes), np.float32), np.zeros(len(boxes), np.int32))
         image = scene(t, objects(t) if callable(objects) else objects, light, views(t))
+        image = image if camera is None else camera(t, image)
         for box in detector.update(image, t, model).xyxy:
             found.setdefault(tuple(int(v) for v in box), t)
         reports[t] = detector.last
@@ -175,3 +177,46 @@ def test_real_footage_under_a_cloud_raises_no_static_object():
             in_zone += int(((boxes[:, 0] >= 0.70) & (boxes[:, 3] >= 0.83)).sum())  # garbage zone, bottom right
         index += 1
     assert in_zone == 0 and most <= 3  # what remains are people standing: the model masks them
+
+
+def knocked(t: float, image: np.ndarray, at_s=20.0, dx=7, dy=3) -> np.ndarray:
+    """The camera knocked at `at_s`: the whole view shifted by (dx, dy) px for good."""
+    if t < at_s:
+        return image
+    return cv2.warpAffine(image, np.float32([[1, 0, dx], [0, 1, dy]]), image.shape[1::-1], borderMode=cv2.BORDER_REPLICATE)
+
+
+def fogged(t: float, image: np.ndarray, start=70.0, stop=100.0, density=0.8) -> np.ndarray:
+    """Fog from `start` to `stop`: the scene washed towards grey, its contrast down to a fifth."""
+    if not start <= t < stop:
+        return image
+    return np.clip(image * (1 - density) + 110 * density, 0, 255).astype(np.uint8)
+
+
+@pytest.mark.parametrize(
+    "objects, camera, seconds, expected",
+    [
+        # the scene's slabs and an object there from the start, all shifted by 7, 3 px: nothing new
+        ([(150, 120, 0, 999)], knocked, 60, {}),
+        # a bag dropped after the knock is still found, where it lies
+        ([(150, 120, 30, 999)], knocked, 60, {"found from": 30}),
+        # fog washes out the object that was always there; when it clears, it is not new
+        ([(150, 120, 0, 999)], fogged, 130, {}),
+        # a bag dropped during the fog (as washed out as the rest: under the threshold) is found
+        # once the fog lifts at 100 s
+        ([(150, 120, 80, 999)], fogged, 130, {"found from": 100}),
+    ],
+    ids=["knock", "bag after a knock", "fog clears", "bag dropped in fog"],
+)
+def test_the_camera_knocked_or_fogged_makes_nothing_new(objects, camera, seconds, expected):
+    found, reports = run(objects, seconds=seconds, camera=camera)
+    if not expected:
+        assert found == {}
+        return
+    assert found and all(140 <= x1 and 110 <= y1 and x2 <= 190 and y2 <= 150 for x1, y1, x2, y2 in found)
+    assert expected["found from"] < min(found.values()) <= expected["found from"] + 10
+
+
+def test_fog_clearing_says_the_blobs_were_there_before():
+    _, reports = run([(150, 120, 0, 999)], seconds=130, camera=fogged)
+    assert any(Rejection.KNOWN in r.counts() for t, r in reports.items() if 100 <= t < 115)

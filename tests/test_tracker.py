@@ -93,6 +93,33 @@ def test_passer_by_does_not_take_over_the_parked_car():
     assert out[-1][0][2] and not out[-1][1][2]
 
 
+# The parked car (PARKED, settled at 0) is seen at t=6 as ...; (same track, settle time kept)
+CORNER = [150, 130, 200, 160]  # its lower right quarter
+GROWN = [70, 60, 260, 190]  # merged with a passing shadow or a bus in front
+
+
+@pytest.mark.parametrize(
+    "boxes, kept",
+    [
+        # a headlight sweep: a small box, then the whole car again (IoU with the last box is 0.25,
+        # with where it settled 1)
+        ([(CAR, CORNER), (CAR, PARKED)], True),
+        # its visible part only, for several frames (a shadow over a bag, a bus in front)
+        ([(CAR, CORNER), (CAR, CORNER), (CAR, CORNER)], True),
+        # box grown by a shadow, then back
+        ([(CAR, GROWN), (CAR, PARKED)], True),
+        # a person standing at the car's corner is not the car (another class)
+        ([(PERSON, CORNER)], False),
+    ],
+)
+def test_box_jump_finds_the_stationary_object_where_it_settled(boxes, kept):
+    t = tracker()
+    for ts in range(6):
+        t.update(dets((CAR, PARKED)), ts)
+    out = [t.update(dets(row), 6 + i) for i, row in enumerate(boxes)]
+    assert (int(out[-1].tracker_id[0]), float(out[-1].data["settled_since"][0])) == ((1, 0.0) if kept else (2, 6.0))
+
+
 def test_label_flicker_keeps_the_track():
     frames = [(t, [(CAR if t % 2 else TRUCK, PARKED)]) for t in range(5)]
     assert {o[0][0] for o in feed(frames)} == {1}
@@ -111,3 +138,97 @@ def test_output_is_aligned_with_input(count):
     d = dets(*[(CAR, [i * 50, 0, i * 50 + 40, 40]) for i in range(count)])
     tracked = tracker().update(d, 0)
     assert len(tracked) == count and np.array_equal(tracked.xyxy, d.xyxy)
+
+
+# Identity and occlusion, with appearance signatures taken from a real vtest frame: the white van
+# (cut from where it is parked) pasted on the road, and the same van repainted.
+SPOT = [300, 300, 380, 362]
+LEAVING = [340, 300, 420, 362]  # half a length on: driving off
+LORRY = [270, 280, 420, 380]
+
+
+@pytest.fixture(scope="module")
+def street():
+    import cv2
+
+    ok, image = cv2.VideoCapture("sample_videos/clips/vtest.avi").read()
+    assert ok
+    return image
+
+
+def scene(street, *vans):
+    """The frame with vans pasted: (box, gains) each; gains repaint the van (1, 1, 1: white)."""
+    import cv2
+
+    image = street.copy()
+    van = street[42:104, 647:727].astype(np.float32)
+    for box, gains in vans:
+        x1, y1, x2, y2 = box
+        image[y1:y2, x1:x2] = np.clip(cv2.resize(van, (x2 - x1, y2 - y1)) * np.array(gains), 0, 255).astype(np.uint8)
+    return image
+
+
+WHITE, RED = (1, 1, 1), (0.35, 0.35, 0.85)
+
+
+def looked(rows, image):
+    from detector.track.appearance import signatures
+
+    d = dets(*rows)
+    return d.with_data(appearance=signatures(image, d.xyxy))
+
+
+def run_with_looks(street, frames):
+    """frames: (ts, [(class, box, gains)]) -> per frame the tracker's output."""
+    t = tracker()
+    out = []
+    for ts, rows in frames:
+        image = scene(street, *[(box, gains) for _, box, gains in rows if gains])
+        out.append(t.update(looked([(c, b) for c, b, _ in rows], image), ts))
+    return out
+
+
+def row(out, i=0):
+    return (
+        int(out.tracker_id[i]),
+        float(out.data["settled_since"][i]),
+        bool(out.data["stationary"][i]),
+        int(out.data["replaces"][i]),
+    )
+
+
+@pytest.mark.parametrize(
+    "between, newcomer, expected",
+    [
+        # the white van drives off, a red one parks on the spot: a newcomer that replaced it
+        ([(6, [(CAR, LEAVING, WHITE)]), (7, [])], RED, (2, 8.0, True, 1)),
+        # the white van comes back to its spot after a while: itself again, nothing replaced
+        ([(6, [(CAR, LEAVING, WHITE)]), (7, [])], WHITE, (1, 8.0, True, 0)),
+        # unseen for two frames (missed while leaving), a red van on the spot: not matched to it
+        ([(6, []), (7, [])], RED, (2, 8.0, True, 1)),
+        # unseen for two frames, the white van again: the same track, its settle time kept
+        ([(6, []), (7, [])], WHITE, (1, 0.0, True, 0)),
+    ],
+    ids=["left, red parks", "left, comes back", "missed, red parks", "missed, same van"],
+)
+def test_another_object_on_the_place_replaces_the_one_that_was_there(street, between, newcomer, expected):
+    frames = [(ts, [(CAR, SPOT, WHITE)]) for ts in range(6)] + between
+    frames += [(ts, [(CAR, SPOT, newcomer)]) for ts in range(8, 12)]
+    assert row(run_with_looks(street, frames)[-1]) == expected
+
+
+def test_stationary_object_behind_a_lorry_is_hidden_not_gone(street):
+    parked = [(ts, [(CAR, SPOT, WHITE)]) for ts in range(6)]
+    behind = [(ts, [(TRUCK, LORRY, RED)]) for ts in range(6, 26)]  # 20 s: longer than memory_s 10
+    back = [(26, [(CAR, SPOT, WHITE)])]
+    out = run_with_looks(street, parked + behind + back)
+    hidden = out[20]  # t = 20: the lorry and, behind it, the van
+    assert hidden.data["hidden"].tolist() == [False, True]
+    assert row(hidden, 1)[:3] == (1, 0.0, True) and hidden.xyxy[1].tolist() == SPOT
+    assert row(out[-1]) == (1, 0.0, True, 0)  # seen again: the same van, settled since 0
+
+
+def test_passer_by_covering_little_hides_nothing(street):
+    walker = [330, 280, 360, 380]  # a person in front of part of the van
+    out = run_with_looks(street, [(ts, [(CAR, SPOT, WHITE)]) for ts in range(6)] + [(6, [(PERSON, walker, None)])])
+    assert len(out[-1]) == 1 and not out[-1].data["hidden"].any()

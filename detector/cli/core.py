@@ -42,9 +42,18 @@ def add_commands(commands) -> None:
     check.set_defaults(command=_check)
 
     score = commands.add_parser("score", help="precision, recall, F1 and alarm latency of alerts against ground truth")
-    score.add_argument("events", type=Path, help="events.jsonl written by replay or run")
-    score.add_argument("ground_truth", type=Path, help="ground-truth YAML (sample_videos/README.md)")
+    score.add_argument(
+        "events", type=Path, help="events.jsonl written by replay or run; or a folder of <camera>/events.jsonl: a suite of clips"
+    )
+    score.add_argument(
+        "ground_truth", type=Path, help="ground-truth YAML (sample_videos/README.md); for a suite, a folder of <camera>.gt.yaml"
+    )
     score.add_argument("--tolerance", type=seconds, default=10.0, help="seconds an alarm may come after a violation ended")
+    score.add_argument(
+        "--max-latency",
+        type=seconds,
+        help="suite only: an alarm later than this after its violation began fails the suite (e.g. dwell + 10 s)",
+    )
     score.set_defaults(command=_score)
 
 
@@ -79,6 +88,8 @@ def _replay(args: argparse.Namespace) -> int:
         f"{summary.frames} frames, {summary.stream_s:.1f} s of stream in {summary.wall_s:.1f} s ({speed:.1f}x real time); "
         f"{starts} alerts, {len(summary.alerts)} events -> {summary.events_path}"
     )
+    for stretch in summary.paused:
+        print(stretch.describe())
     if summary.video_path:
         print(f"annotated video -> {summary.video_path}")
     if report is not None:
@@ -143,6 +154,10 @@ def _print_schema() -> int:
 def _score(args: argparse.Namespace) -> int:
     from detector import scoring
 
+    if args.events.is_dir():
+        return _score_suite(args)
+    if args.max_latency is not None:
+        raise ConfigError("--max-latency is for a suite (EVENTS a folder of <camera>/events.jsonl)")
     skipped: list[str] = []
     try:
         ground_truth = scoring.load_ground_truth(args.ground_truth)
@@ -157,3 +172,25 @@ def _score(args: argparse.Namespace) -> int:
         print(f"detector: warning: {line}", file=sys.stderr)
     print(scoring.format_report(scoring.score(alarms, ground_truth, tolerance_s=args.tolerance)))
     return 0
+
+
+def _score_suite(args: argparse.Namespace) -> int:
+    """One row per clip, totals and a table per nuisance type; 1 when a clip fails (false alarm,
+    miss, late alarm, alert ended and restarted)."""
+    from detector import suite_scoring
+    from detector.scoring import VIOLATION_TYPES
+
+    if not args.ground_truth.is_dir():
+        raise ConfigError(f"{args.ground_truth}: not a folder; with a folder of events, give the folder of <camera>.gt.yaml")
+    limits = None if args.max_latency is None else dict.fromkeys(VIOLATION_TYPES, args.max_latency)
+    skipped: list[str] = []
+    try:
+        results = suite_scoring.load_suite(
+            args.events, args.ground_truth, tolerance_s=args.tolerance, max_latency_s=limits, warnings=skipped
+        )
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    for line in skipped:
+        print(f"detector: warning: {line}", file=sys.stderr)
+    print(suite_scoring.format_suite(results))
+    return 0 if all(r.passed for r in results) else 1

@@ -1,6 +1,7 @@
-"""The edge box: `detector run | status` and the hidden `detector worker` (docs/edge.md)."""
+"""The edge box: `detector run | status | view confirm` and the hidden `detector worker` (docs/edge.md)."""
 
 import argparse
+import getpass
 import os
 import signal
 from pathlib import Path
@@ -16,6 +17,19 @@ def add_commands(commands) -> None:
     status.add_argument("config", type=Path)
     status.add_argument("--json", action="store_true", help="the health reports as one JSON object")
     status.set_defaults(command=_status)
+    view = commands.add_parser("view", help="a camera's moved or blocked view: confirm it to resume")
+    view_commands = view.add_subparsers(required=True, metavar="ACTION")
+    confirm = view_commands.add_parser("confirm", help="resume a camera paused until an operator confirms its view")
+    confirm.add_argument("config", type=Path)
+    confirm.add_argument("--camera", required=True)
+    confirm.add_argument(
+        "--accept-new-view",
+        action="store_true",
+        help="the view as it is now is the right one (the zones fit it): the new reference",
+    )
+    confirm.add_argument("--by", default=getpass.getuser(), help="who confirms, for the log (default: your user name)")
+    confirm.add_argument("--wait-s", type=float, default=5.0, help="how long to wait for the worker to take it")
+    confirm.set_defaults(command=_confirm_view)
     worker = commands.add_parser("worker")  # started by `detector run`; no help: not listed
     worker.add_argument("config", type=Path)
     worker.add_argument("--camera", required=True)
@@ -43,6 +57,40 @@ def _status(args: argparse.Namespace) -> int:
         print(json.dumps({c.id: read_health(config.storage_dir, c.id) for c in config.cameras}, indent=1))
     else:
         print("\n".join(status_lines(config)))
+    return 0
+
+
+def _confirm_view(args: argparse.Namespace) -> int:
+    """Leave the confirmation for the camera's running worker and wait until it has taken it."""
+    import time
+
+    from detector.cli.common import camera_of
+    from detector.config import load_config
+    from detector.health import read_health, worker_down
+    from detector.view_confirm import ViewConfirmation, confirmation_path, request_confirmation
+
+    config = load_config(args.config)
+    camera = camera_of(config, args.camera)
+    health = read_health(config.storage_dir, camera.id)
+    down = worker_down(health, time.time(), config.supervisor.heartbeat_timeout_s)
+    if down:
+        raise DetectorError(f"camera {camera.id}: no running worker ({down}); start `detector run` first")
+    view = health.get("view") or {}
+    if view.get("state") in (None, "ok"):
+        print(f"camera {camera.id}: the view is not paused; nothing to confirm")
+        return 0
+    if not view.get("back") and not args.accept_new_view:
+        raise DetectorError(
+            f"camera {camera.id}: {view['state']} ({view['reason']}) and the view does not match its reference yet; "
+            "wait for it to come back, or confirm with --accept-new-view if the new view is the right one"
+        )
+    request_confirmation(config.storage_dir, camera.id, ViewConfirmation(args.by, time.time(), args.accept_new_view))
+    deadline = time.monotonic() + args.wait_s
+    while confirmation_path(config.storage_dir, camera.id).exists():
+        if time.monotonic() > deadline:
+            raise DetectorError(f"camera {camera.id}: the worker has not taken the confirmation within {args.wait_s:g} s")
+        time.sleep(0.1)
+    print(f"camera {camera.id}: confirmed by {args.by}; see `detector status` (the worker's log says whether it resumed)")
     return 0
 
 

@@ -84,6 +84,7 @@ def write_report(args, config, camera, summary, recorder) -> Path:
             video_path=summary.video_path,
             recorder=recorder,
             ground_truth_path=args.gt,
+            paused=summary.paused,
         )
     )
 

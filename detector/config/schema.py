@@ -3,6 +3,7 @@
 No I/O here: files are checked by `detector.config.load.check_files`, after validation.
 """
 
+import logging
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Literal
@@ -16,6 +17,8 @@ from detector.mqtt.topics import prefix_problem
 from detector.rules.violations import ROLES, RULE_TYPES
 from detector.urls import is_stream_url
 from detector.zones.geometry import Anchor, polygon_defect
+
+log = logging.getLogger(__name__)
 
 
 class Strict(BaseModel):
@@ -98,6 +101,27 @@ class ViewConfig(Strict):
     adapt_s: float = Field(
         120.0, gt=0, description="Time constant of the reference: follows lighting drift and re-registers a small knock"
     )
+    resume: Literal["auto", "operator"] = Field(
+        "auto",
+        description="auto: resume when the view matches the reference again (a PTZ back at its preset); operator: stay "
+        "paused until `detector view confirm CONFIG --camera ID` (a fixed camera that should never move)",
+    )
+
+
+# A camera's `view:` overrides some of the top-level keys (a PTZ on a tour, a fixed camera that
+# must never resume by itself): the same keys and bounds, each optional (absent = the top level's).
+ViewOverride = create_model(
+    "ViewOverride",
+    __base__=Strict,
+    __doc__="This camera's view settings; a key left out keeps the top-level `view` one.",
+    **{
+        key: (
+            (Annotated[(field.annotation, *field.metadata)] if field.metadata else field.annotation) | None,
+            Field(None, description=f"This camera's view.{key} (default: the top-level view.{key})"),
+        )
+        for key, field in ViewConfig.model_fields.items()
+    },
+)
 
 
 class ViolationSettings(Strict):
@@ -192,15 +216,21 @@ class CameraConfig(Strict):
     id: Identifier = Field(description="Camera name, unique in the config; goes into topics, payloads and outbox file names")
     source: str = Field(description="Video file path or rtsp:// URL (credentials may come from ${ENV})")
     zones: tuple[ZoneConfig, ...] = Field((), description="Areas of the view where violations are enforced")
-    # --- live sources (issue 4, docs/edge.md); a file source played by `detector run` uses keyframes_only ---
+    # --- live sources (issue 4, docs/edge.md); a file source played by `detector run` uses decode too ---
     transport: Literal["tcp", "udp"] = Field("tcp", description="RTSP transport (ignored for files)")
     open_timeout_s: float = Field(10.0, gt=0, description="Connecting and opening the stream may take this long")
     read_timeout_s: float = Field(5.0, gt=0, description="No data for this long = frozen source: reconnect (ignored for files)")
-    keyframes_only: bool = Field(
-        False, description="Decode only keyframes (most of the decode cost saved; detect fps <= keyframe rate)"
+    decode: Literal["auto", "full", "keyframes"] = Field(
+        "auto",
+        description="auto: keyframes only when the stream's keyframe interval is at most 1/detect.fps + 10 % (measured "
+        "at each reconnect; half the decode CPU or less), else every frame; full: every frame; keyframes: keyframes only "
+        "(detect fps <= keyframe rate). `detector replay` decodes every frame whatever this says",
     )
     reconnect_min_s: float = Field(0.5, gt=0, description="First retry delay after a stream fault; doubles, with jitter")
     reconnect_max_s: float = Field(30.0, gt=0, description="Longest retry delay after stream faults")
+    view: ViewOverride = Field(
+        ViewOverride(), description="This camera's moved or blocked view settings, over the top-level `view`"
+    )
 
     @field_validator("zones")
     @classmethod
@@ -208,9 +238,27 @@ class CameraConfig(Strict):
         _require_unique_ids(zones, "zone")
         return zones
 
+    @model_validator(mode="before")
+    @classmethod
+    def _keyframes_only_replaced(cls, data: object) -> object:
+        """`keyframes_only` (before `decode`) still reads as it meant: true = keyframes, false =
+        full, with a warning to move on; both at once is a contradiction."""
+        if not isinstance(data, dict) or "keyframes_only" not in data:
+            return data
+        if "decode" in data:
+            raise ValueError("keyframes_only is replaced by decode: give decode only")
+        data = dict(data)
+        decode = "keyframes" if data.pop("keyframes_only") is True else "full"
+        log.warning("camera %s: keyframes_only is deprecated; read as decode: %s (auto is the default)", data.get("id"), decode)
+        return {**data, "decode": decode}
+
     @property
     def is_file(self) -> bool:
         return not is_stream_url(self.source)
+
+    def view_settings(self, defaults: ViewConfig) -> ViewConfig:
+        """The top-level view settings with this camera's overrides applied."""
+        return defaults.model_copy(update=self.view.model_dump(exclude_none=True))
 
 
 class TlsConfig(Strict):

@@ -23,6 +23,19 @@ gain cannot explain and still covers a large part of the frame at once (a camera
 switched to infrared) is a change of scene: nothing is reported and both models are learnt
 again, as Frigate recalibrates its motion background.
 
+Fog, an exposure jump or the IR switch wash out what was always there (the litter on the lawn, a
+kerb stone): it looks gone, a ghost, and is healed out of the long-term model; when the view
+clears it would look new. So the detector keeps snapshots of its long-term model (one every
+SNAPSHOT_S, and the one from before each scene change; the last SCENES_KEPT): a blob whose patch
+of the frame is found in a snapshot by normalised cross-correlation (gain, offset and a knock's
+few pixels do not change it), with about the contrast it has now, was there before: passed over,
+and learnt back. A bag dropped during the fog is in no snapshot and is reported.
+
+A camera knocked by a few pixels (below a moved view, detector/view.py) shifts every edge of the
+scene: each would be a new object. The frame's shift against the short-term model is the knock:
+measured by phase correlation (under half a millisecond here, blind to gain and offset), and
+both models are moved onto the new view at once.
+
 Every blob passed over is kept with its reason on `last` (`StaticObjectReport`) for explain.
 
 Hand-written on OpenCV primitives (accumulateWeighted, medianBlur, connected components)
@@ -51,6 +64,16 @@ GAIN_WINDOW = 41
 GAIN_STEPS = 100  # the gain is quantised to 1 % steps (medianBlur takes 8-bit images)
 GAIN_DARK = 8.0  # added to both sides of the ratio: near-black pixels carry no gain
 SCENE_CHANGE_FRACTION = 0.25  # more of the frame than this unexplained by lighting: a new scene
+SCENES_KEPT = 5  # snapshots of the long-term model: five minutes of the scene's past, at least
+SNAPSHOT_S = 60.0
+KNOWN_MATCH = 0.7  # correlation of a blob's patch with a kept scene at or above this: seen before
+KNOWN_SEARCH = 3  # work pixels the patch is searched either way (a knock between the two)
+KNOWN_CONTRAST = 0.5  # and its contrast there within this factor of the frame's
+# Registration: the frame shifted against the short-term model by at least REGISTER_PX work
+# pixels (5 frame pixels at 768 wide), found with a phase-correlation peak of at least
+# REGISTER_RESPONSE (the same view with people moving scores 0.3-1, noise under 0.05)
+REGISTER_PX = 2
+REGISTER_RESPONSE = 0.15
 
 
 class Rejection(StrEnum):
@@ -61,6 +84,7 @@ class Rejection(StrEnum):
     TOO_LARGE = "too large"  # over static_objects.max_area
     OCCUPIED = "occupied"  # where the model saw an object in the last OCCUPIED_S
     GHOST = "ghost"  # something that left, not arrived
+    KNOWN = "known"  # in a snapshot of the scene's past (washed out by fog, exposure, IR): not new
 
 
 @dataclass(frozen=True)
@@ -100,6 +124,9 @@ class StaticObjectDetector:
         self._frames = 0
         self._first_ts = 0.0
         self._kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (5, 5))
+        self._window: np.ndarray | None = None  # phase correlation's Hanning window
+        self._scenes: list[np.ndarray] = []  # snapshots of the long-term model, oldest first
+        self._snapshot_ts = -math.inf
 
     def update(self, image: np.ndarray, ts: float, model_detections: Detections) -> Detections:
         height, width = image.shape[:2]
@@ -109,7 +136,10 @@ class StaticObjectDetector:
             self._occupied_at = np.full(grey.shape, -np.inf, np.float32)
             self._reset(grey, ts)
             return Detections.empty()
+        self._register(grey)
         self._learn(grey, ts)
+        if ts - self._snapshot_ts >= SNAPSHOT_S and ts - self._first_ts > WARMUP_S:
+            self._keep_scene(ts)
         self._mark_occupied(model_detections.xyxy * scale, ts)
         return self._blobs(grey, ts, scale)
 
@@ -135,6 +165,26 @@ class StaticObjectDetector:
         cv2.accumulateWeighted(grey, self._short, short_rate)
         cv2.accumulateWeighted(grey, self._long, long_rate)
 
+    def _register(self, grey: np.ndarray) -> None:
+        """Move both models onto the frame's view when it shifted by whole pixels (a knock); the
+        strip a shift uncovers is taken from the frame. Whole pixels: no interpolation blurs the
+        models, and the sway of a pole (a pixel or so here) never triggers it."""
+        height, width = grey.shape
+        if self._window is None or self._window.shape != grey.shape:
+            self._window = cv2.createHanningWindow((width, height), cv2.CV_32F)
+        # windowed copies: OpenCV 5.0's phaseCorrelate writes its window into the arrays it is given
+        (dx, dy), response = cv2.phaseCorrelate(self._short * self._window, grey * self._window)
+        shift = np.float32([[1, 0, round(dx)], [0, 1, round(dy)]])
+        if response < REGISTER_RESPONSE or max(abs(round(dx)), abs(round(dy))) < REGISTER_PX:
+            return
+
+        def moved(model: np.ndarray) -> np.ndarray:
+            out = grey.copy()
+            return cv2.warpAffine(model, shift, (width, height), out, cv2.INTER_NEAREST, cv2.BORDER_TRANSPARENT)
+
+        self._long, self._short = moved(self._long), moved(self._short)
+        self._scenes = [moved(scene) for scene in self._scenes]
+
     def _mark_occupied(self, boxes: np.ndarray, ts: float) -> None:
         for x1, y1, x2, y2 in np.round(boxes).astype(int):
             self._occupied_at[max(y1, 0) : y2 + 1, max(x1, 0) : x2 + 1] = ts
@@ -154,6 +204,7 @@ class StaticObjectDetector:
             # followed, re-learn both models: the old long-term one shows another scene
             rejected = [(box, Rejection.SCENE_CHANGE) for box, _, _ in self._components(changed, frame_area)]
             if report.changed > SCENE_CHANGE_FRACTION:
+                self._keep_scene(ts)
                 self._reset(grey, ts)
             return self._result(report, rejected, [], scale)
         # blobs only the unlit comparison sees: what the light explains, reported as such
@@ -161,22 +212,57 @@ class StaticObjectDetector:
         rejected = [(box, Rejection.LIGHTING) for box, _, _ in self._components(unlit, frame_area)]
         recent = (ts - self._occupied_at) <= OCCUPIED_S
         found = []
-        for (x, y, w, h), blob, area in self._components(changed & settled, frame_area):
-            box = (x, y, x + w, y + h)
+        for box, blob, area in self._components(changed & settled, frame_area):
+            x, y, x2, y2 = box
+            w, h = x2 - x, y2 - y
             if area > self.config.max_area:
                 rejected.append((box, Rejection.TOO_LARGE))
             elif recent[y : y + h, x : x + w][blob].mean() >= OCCUPIED_OVERLAP:
                 rejected.append((box, Rejection.OCCUPIED))
             elif self._is_ghost(grey, relit, blob, x, y):
-                region = self._long[y : y + h, x : x + w]
-                region[blob] = (self._short / gain)[y : y + h, x : x + w][blob]
+                self._heal(blob, x, y, gain)
                 rejected.append((box, Rejection.GHOST))
+            elif self._was_there(grey, box):
+                self._heal(blob, x, y, gain)
+                rejected.append((box, Rejection.KNOWN))
             else:
                 found.append((box, area * frame_area / (w * h)))  # fill ratio: compact blobs are more object-like
         return self._result(report, rejected, found, scale)
 
+    def _keep_scene(self, ts: float) -> None:
+        self._scenes = [*self._scenes, self._long.copy()][-SCENES_KEPT:]
+        self._snapshot_ts = ts
+
+    def _heal(self, blob: np.ndarray, x: int, y: int, gain: np.ndarray) -> None:
+        """Learn the blob's area of the short-term model into the long-term one at once."""
+        h, w = blob.shape
+        region = self._long[y : y + h, x : x + w]
+        region[blob] = (self._short / gain)[y : y + h, x : x + w][blob]
+
+    def _was_there(self, grey: np.ndarray, box: tuple[int, int, int, int]) -> bool:
+        """The blob's patch of the frame (its box and a margin) is found in a kept scene."""
+        if not self._scenes:
+            return False
+        x1, y1, x2, y2 = box
+        margin = max(2, (x2 - x1 + y2 - y1) // 8)
+        height, width = grey.shape
+        top, left = max(y1 - margin, KNOWN_SEARCH), max(x1 - margin, KNOWN_SEARCH)
+        bottom, right = min(y2 + margin, height - KNOWN_SEARCH), min(x2 + margin, width - KNOWN_SEARCH)
+        patch = grey[top:bottom, left:right]
+        if patch.size == 0 or patch.std() < 1.0:  # flat: nothing to recognise
+            return False
+        h, w = patch.shape
+        for scene in self._scenes:
+            area = scene[top - KNOWN_SEARCH : bottom + KNOWN_SEARCH, left - KNOWN_SEARCH : right + KNOWN_SEARCH]
+            _, match, _, (x, y) = cv2.minMaxLoc(cv2.matchTemplate(area, patch, cv2.TM_CCOEFF_NORMED))
+            # as strong there as now: a faint trace (a bag half-learnt in the warm-up) is not it
+            contrast = area[y : y + h, x : x + w].std() / patch.std()
+            if match >= KNOWN_MATCH and KNOWN_CONTRAST <= contrast <= 1 / KNOWN_CONTRAST:
+                return True
+        return False
+
     def _components(self, mask: np.ndarray, frame_area: int):
-        """(x, y, w, h), the blob's mask in that box, its area as a fraction of the frame: each
+        """(x1, y1, x2, y2), the blob's mask in that box, its area as a fraction of the frame: each
         blob of `mask` after a morphological clean-up, from min_area up."""
         mask = cv2.morphologyEx(mask.astype(np.uint8), cv2.MORPH_OPEN, self._kernel)
         mask = cv2.morphologyEx(mask, cv2.MORPH_CLOSE, self._kernel)
@@ -184,7 +270,7 @@ class StaticObjectDetector:
         for label in range(1, count):
             x, y, w, h, area = stats[label]
             if area / frame_area >= self.config.min_area:
-                yield (x, y, w, h), labels[y : y + h, x : x + w] == label, area / frame_area
+                yield (x, y, x + w, y + h), labels[y : y + h, x : x + w] == label, area / frame_area
 
     def _result(self, report: StaticObjectReport, rejected: list, found: list, scale: float) -> Detections:
         self.last = replace(

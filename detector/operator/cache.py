@@ -1,10 +1,15 @@
 """Per-clip cache of the pipeline's detect stage, so a sweep runs the model once per clip.
 
-What is cached is exactly what `CameraPipeline.detect` returns for every sampled frame: the
-model's boxes after NMS (at the cache's threshold) plus the static-new-object detector's boxes,
-with the frame's stream time, index and gap. One `.npz` per (model sha256, clip sha256, detect
-fps, model threshold, NMS IoU, static-object settings): change any of them and it is a
-different file, so a stale cache cannot be used by mistake.
+What is cached is exactly what stages 0 and 1 of `CameraPipeline.process` give for every sampled
+frame: the view's state (`watch`; each change, in `meta["view"]`) and, while the view is not
+paused, what `detect` returns: the model's boxes after NMS (at the cache's threshold) plus the
+static-new-object detector's boxes, with the frame's stream time, index and gap. A paused frame
+has no detections, as live. One `.npz` per (model sha256, clip sha256, detect fps, model
+threshold, NMS IoU, static-object and view settings): change any of them and it is a different
+file, so a stale cache cannot be used by mistake.
+
+Arrays are per frame (FRAME_ARRAYS) or per detection (DETECTION_ARRAYS, frame i's rows
+offsets[i]:offsets[i+1]); another array is one more name in those tuples.
 
 Filtering the cached model boxes at a *higher* threshold gives exactly what the model would
 give at that threshold (greedy per-class NMS: a lower-scoring box never suppresses a higher
@@ -18,7 +23,7 @@ import json
 import logging
 import os
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -30,11 +35,15 @@ from detector.detect import Detector
 from detector.detect.base import file_digest
 from detector.detections import Detections
 from detector.errors import ConfigError
+from detector.track.appearance import SIZE
+from detector.view import OK_FROM_START, ViewState, ViewStatus
 from detector.worker import CameraPipeline, uses_static_objects
 
 log = logging.getLogger(__name__)
 
-CACHE_VERSION = 1  # bump when the detect stage changes what it returns
+CACHE_VERSION = 3  # bump when the detect stage changes what it returns (2: the view's state, 3: appearance)
+FRAME_ARRAYS = ("ts", "index", "gap_before_s", "inference_ms", "offsets")  # offsets: one more than frames
+DETECTION_ARRAYS = ("xyxy", "confidence", "class_id", "appearance")
 _EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
 
 
@@ -50,7 +59,8 @@ class CachedModel(Detector):
 
 @dataclass(frozen=True)
 class DetectionCache:
-    """Cached detect-stage output of one clip; `frames()` yields (Frame, Detections, inference_ms)."""
+    """Cached view and detect-stage output of one clip; `frames()` yields (Frame, Detections,
+    inference_ms, ViewState)."""
 
     meta: dict
     ts: np.ndarray
@@ -61,6 +71,7 @@ class DetectionCache:
     xyxy: np.ndarray
     confidence: np.ndarray
     class_id: np.ndarray
+    appearance: np.ndarray  # (rows, appearance.SIZE) signatures: the tracker tells objects apart by them
 
     @property
     def model_threshold(self) -> float:
@@ -76,14 +87,19 @@ class DetectionCache:
     def __len__(self) -> int:
         return len(self.ts)
 
-    def frames(self) -> Iterator[tuple[Frame, Detections, float]]:
+    def frames(self) -> Iterator[tuple[Frame, Detections, float, ViewState]]:
         # the rules read only the frame's size: a zero-copy placeholder image of that size
         image = np.broadcast_to(np.zeros((1, 1, 3), np.uint8), (self.meta["height"], self.meta["width"], 3))
+        changes = {change["frame"]: _view_state(change) for change in self.meta["view"]}
+        view = OK_FROM_START
         for i in range(len(self.ts)):
             a, b = int(self.offsets[i]), int(self.offsets[i + 1])
-            detections = Detections(self.xyxy[a:b], self.confidence[a:b], self.class_id[a:b])
+            detections = Detections(
+                self.xyxy[a:b], self.confidence[a:b], self.class_id[a:b], data={"appearance": self.appearance[a:b]}
+            )
             frame = Frame(image=image, ts=float(self.ts[i]), index=int(self.index[i]), gap_before_s=float(self.gap_before_s[i]))
-            yield frame, detections, float(self.inference_ms[i])
+            view = changes.get(i, view)
+            yield frame, detections, float(self.inference_ms[i]), view
 
 
 def cache_key(config: AppConfig, camera: CameraConfig, clip: Path, threshold: float) -> dict:
@@ -96,6 +112,7 @@ def cache_key(config: AppConfig, camera: CameraConfig, clip: Path, threshold: fl
         "model_threshold": round(float(threshold), 6),
         "nms_iou": config.detect.nms_iou,
         "static_objects": config.static_objects.model_dump() if uses_static_objects(config, camera) else None,
+        "view": camera.view_settings(config.view).model_dump(),
     }
 
 
@@ -113,10 +130,7 @@ def load_cache(path: Path, key: dict) -> DetectionCache | None:
             meta = json.loads(str(data["meta"]))
             if meta.get("key") != key:
                 return None
-            arrays = {
-                name: data[name]
-                for name in ("ts", "index", "gap_before_s", "inference_ms", "offsets", "xyxy", "confidence", "class_id")
-            }
+            arrays = {name: data[name] for name in FRAME_ARRAYS + DETECTION_ARRAYS}
     except (OSError, ValueError, KeyError) as exc:
         log.warning("%s: unreadable detection cache (%s); rebuilding it", path, exc)
         return None
@@ -126,15 +140,21 @@ def load_cache(path: Path, key: dict) -> DetectionCache | None:
 def build_cache(
     config: AppConfig, camera: CameraConfig, clip: Path, threshold: float, key: dict, *, progress=None
 ) -> DetectionCache:
-    """Runs the real pipeline's detect stage over the whole clip."""
+    """Runs the real pipeline's view and detect stages over the whole clip, as `process` does."""
     pipeline = CameraPipeline.build(config, camera, wall_of=lambda ts: _EPOCH, model_threshold=threshold)
     source = open_source(clip, config.detect.fps)
     ts, index, gaps, inference, offsets = [], [], [], [], [0]
-    boxes, scores, classes = [], [], []
+    boxes, scores, classes, looks = [], [], [], []
+    view_changes, view = [], OK_FROM_START
     for frame in source.frames():
-        detections, inference_ms = pipeline.detect(frame)
+        seen = replace(pipeline.watch(frame), measure=None)  # the frame's figures are not cached
+        if seen != view:
+            view = seen
+            view_changes.append(_view_change(len(ts), view))
+        detections, inference_ms = (Detections.empty(), 0.0) if view.paused else pipeline.detect(frame)
         ts.append(frame.ts), index.append(frame.index), gaps.append(frame.gap_before_s), inference.append(inference_ms)
         boxes.append(detections.xyxy), scores.append(detections.confidence), classes.append(detections.class_id)
+        looks.append(detections.data.get("appearance", np.zeros((len(detections), SIZE), np.float32)))
         offsets.append(offsets[-1] + len(detections))
         if progress is not None:
             progress(frame.ts)
@@ -145,6 +165,7 @@ def build_cache(
         "clip": str(clip),
         "width": source.stats.size[0],
         "height": source.stats.size[1],
+        "view": view_changes,
     }
     return DetectionCache(
         meta=meta,
@@ -156,6 +177,7 @@ def build_cache(
         xyxy=np.concatenate(boxes).astype(np.float32) if boxes else np.zeros((0, 4), np.float32),
         confidence=np.concatenate(scores).astype(np.float32) if scores else np.zeros(0, np.float32),
         class_id=np.concatenate(classes).astype(np.int32) if classes else np.zeros(0, np.int32),
+        appearance=np.concatenate(looks).astype(np.float32) if looks else np.zeros((0, SIZE), np.float32),
     )
 
 
@@ -163,12 +185,25 @@ def save_cache(cache: DetectionCache, path: Path) -> None:
     """Atomically: a sweep interrupted mid-write leaves no half file behind."""
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(path.name + ".tmp.npz")
-    arrays = {
-        name: getattr(cache, name)
-        for name in ("ts", "index", "gap_before_s", "inference_ms", "offsets", "xyxy", "confidence", "class_id")
-    }
+    arrays = {name: getattr(cache, name) for name in FRAME_ARRAYS + DETECTION_ARRAYS}
     np.savez_compressed(temporary, meta=np.array(json.dumps(cache.meta)), **arrays)
     os.replace(temporary, path)
+
+
+def _view_change(frame: int, view: ViewState) -> dict:
+    return {
+        "frame": frame,
+        "status": view.status.value,
+        "since_s": view.since_s,
+        "reason": view.reason,
+        "awaiting_operator": view.awaiting_operator,
+        "back": view.back,
+    }
+
+
+def _view_state(change: dict) -> ViewState:
+    fields = {k: v for k, v in change.items() if k != "frame"}
+    return ViewState(**fields | {"status": ViewStatus(change["status"])})
 
 
 def cached_detections(

@@ -5,7 +5,9 @@ has cached this clip, else running the model) and describes, per sampled frame i
 what the zone's rule saw: each object of the type's classes (track id, label, score), whether
 its anchor is in the zone, whether it is stationary (settled since / still for), its score
 against min_score, and the state machine (idle / pending / active, dwell timer). Consecutive
-frames that say the same thing are condensed into one line; transitions get their own line.
+frames that say the same thing are condensed into one line; transitions get their own line, and
+so do the view's pauses (">> 15.0 s  view_blocked (since 10.0 s): ...; timers paused", "view
+restored"): a paused stretch is not judged, which is why a dwell across it took longer.
 """
 
 from collections.abc import Iterator
@@ -22,6 +24,7 @@ from detector.operator.cache import cached_detections
 from detector.operator.observe import ObjectView, RuleView, view_rules
 from detector.operator.rules_only import replay_rules
 from detector.rules.violations import RULES
+from detector.view import OK_FROM_START, ViewState
 from detector.worker import CameraPipeline, FrameResult
 
 
@@ -140,6 +143,7 @@ def describe(log: RuleLog, from_s: float, to_s: float) -> list[str]:
         lines.append(f"  no sampled frame in {from_s:g}-{to_s:g} s (is the range inside the clip?)")
         return lines
     previous_state = log.before[1].state if log.before is not None else "idle"
+    previous_view = log.before[1].view if log.before is not None else OK_FROM_START
     run: list[tuple[float, RuleView]] = []
     seen: dict[int, tuple] = {}  # in-zone objects of the current run: track id -> category
     for ts, view, alerts in log.frames:
@@ -148,9 +152,13 @@ def describe(log: RuleLog, from_s: float, to_s: float) -> list[str]:
         changed = any(
             seen.get(track_id, category) != category or track_id not in seen for track_id, category in categories.items()
         )
-        if run and (changed or view.state != previous_state or alerts):
+        view_changed = view.view.status is not previous_view.status
+        if run and (changed or view.state != previous_state or alerts or view_changed):
             lines.append(_run_line(run, s))
             run, seen = [], {}
+        if view_changed:
+            lines.append(_view_line(ts, view.view))
+            previous_view = view.view
         if view.state != previous_state or alerts:
             lines += _transition_lines(ts, previous_state, view, alerts, s)
             previous_state = view.state
@@ -180,6 +188,7 @@ def describe_static(reports: list[tuple[float, StaticObjectReport]]) -> list[str
             Rejection.TOO_LARGE: "larger than static_objects.max_area",
             Rejection.OCCUPIED: "where the model saw an object",
             Rejection.GHOST: "something left rather than arrived",
+            Rejection.KNOWN: "in the scene minutes ago: washed out by fog, exposure or IR, not new",
         }[reason]
         span = f"{frames[0][0]:.1f}-{frames[-1][0]:.1f} s ({len(frames)} frames)"
         lines.append(f"  static-object detector: up to {most} blobs rejected in {span}: {reason.value} ({why})")
@@ -199,11 +208,20 @@ def _state(view: RuleView, ts: float, s: dict) -> str:
     return view.state
 
 
+def _view_line(ts: float, view: ViewState) -> str:
+    if not view.paused:
+        return f"  >> {ts:.1f} s  view restored (since {view.since_s:.1f} s); timers resume"
+    until = " until an operator confirms" if view.awaiting_operator else ""
+    return f"  >> {ts:.1f} s  {view.status.value} (since {view.since_s:.1f} s): {view.reason}; timers paused{until}"
+
+
 def _run_line(run: list[tuple[float, RuleView]], s: dict) -> str:
     """One line for a run of frames: state and dwell timer, each in-zone object with its score
     range and how often it was seen, and the objects outside the zone by id."""
     (t0, first), (t1, last) = run[0], run[-1]
     span = f"{t0:7.1f} s" if len(run) == 1 else f"{t0:7.1f}-{t1:.1f} s ({len(run)} frames)"
+    if last.view.paused:  # a dwell on stream time would count the pause: the state only
+        return f"  {span}  {last.state}, held: {last.view.status.value}, the model does not run and the timers stand still"
     state = _state(last, t1, s)
     if last.state == "pending" and first.pending_since is not None and len(run) > 1:
         state = (
@@ -239,6 +257,11 @@ def _object_text(sightings: list[tuple[float, ObjectView]], frames: int, s: dict
             return f"{head}, settled {o.settled_since:.1f} s but detected too rarely since to count as stationary{seen}"
         return f"{head}, moving (settled {o.settled_since:.1f} s, still {still:.1f} < settle_s {s['settle_s']:g} s){seen}"
     tail = "-> candidate" if o.candidate else "(not a candidate: the rule needs more, e.g. an item by a person, or it is held)"
+    hidden = sum(x.hidden for _, x in sightings)
+    if hidden:
+        seen += f", hidden behind another object in {hidden}/{len(sightings)} frames"
+    if o.replaces:
+        seen += f", took the place of #{o.replaces} (looks different: another object)"
     return f"{head}, stationary since {o.settled_since:.1f} s (still {still:.1f} s){seen} {tail}"
 
 
@@ -264,6 +287,14 @@ def _transition_lines(ts: float, before: str, view: RuleView, alerts: list[Alert
 
 
 def _verdict(log: RuleLog, s: dict) -> str:
+    paused = [ts for ts, v, _ in log.frames if v.view.paused]
+    verdict = _judged_verdict(log, s)
+    if paused:
+        verdict += f" (the view was paused in {paused[0]:.1f}-{paused[-1]:.1f} s: {len(paused)} frames not judged)"
+    return verdict
+
+
+def _judged_verdict(log: RuleLog, s: dict) -> str:
     starts = [(ts, a) for ts, _, alerts in log.frames for a in alerts if a.event is AlertEvent.START]
     if starts:
         ts, alert = starts[0]

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from detector.view import OK_FROM_START, ViewState
 from detector.worker import FrameResult
 
 
@@ -24,6 +25,8 @@ class ObjectView:
     stationary: bool
     settled_since: float
     candidate: bool
+    hidden: bool = False  # not seen: hidden behind another object on its place (the tracker)
+    replaces: int = 0  # the id of the differently-looking object whose place it took (0: none)
 
 
 @dataclass(frozen=True)
@@ -36,12 +39,14 @@ class RuleView:
     objects: tuple[ObjectView, ...]
     present: int  # objects of the type's classes in the zone scoring >= min_score, moving or not
     candidates: int  # the rule's candidates: those of them that are stationary too
+    view: ViewState = OK_FROM_START  # the camera's view (paused: the rule was not judged this frame)
 
 
 def view_rules(result: FrameResult, *, with_objects: bool = True) -> list[RuleView]:
     """One RuleView per rule of the frame. `with_objects=False` leaves `objects` empty (the
     report's recorder needs only the counts)."""
     tracks = result.tracks
+    seen = not result.view.paused  # paused: the rules are held as last judged, their masks not of this frame
     views = []
     for rule in result.rules:
         objects = tuple(
@@ -53,8 +58,10 @@ def view_rules(result: FrameResult, *, with_objects: bool = True) -> list[RuleVi
                 stationary=bool(tracks.data["stationary"][i]),
                 settled_since=float(tracks.data["settled_since"][i]),
                 candidate=bool(rule.candidates[i]),
+                hidden=bool(tracks.data["hidden"][i]) if "hidden" in tracks.data else False,
+                replaces=int(tracks.data["replaces"][i]) if "replaces" in tracks.data else 0,
             )
-            for i in (np.flatnonzero(rule.relevant) if with_objects else ())
+            for i in (np.flatnonzero(rule.relevant) if with_objects and seen else ())
         )
         views.append(
             RuleView(
@@ -64,8 +71,9 @@ def view_rules(result: FrameResult, *, with_objects: bool = True) -> list[RuleVi
                 pending_since=rule.pending_since,
                 active_since=rule.active_since,
                 objects=objects,
-                present=int((rule.in_zone & rule.relevant & rule.scored).sum()),
-                candidates=int(rule.candidates.sum()),
+                present=int((rule.in_zone & rule.relevant & rule.scored).sum()) if seen else 0,
+                candidates=int(rule.candidates.sum()) if seen else 0,
+                view=result.view,
             )
         )
     return views

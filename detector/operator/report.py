@@ -1,19 +1,21 @@
 """`detector replay --report`: DIR/report.html, one self-contained page per replay.
 
 Alerts with their evidence snapshots (relative links, so the folder can be zipped and mailed),
-a timeline per (zone, type) of what the rule saw, and, with ground truth, the score: matches,
+the stretches the camera's view was paused (moved or blocked: nothing judged, timers held), a
+timeline per (zone, type) of what the rule saw, and, with ground truth, the score: matches,
 misses and false alarms with the same table `detector score` prints (detector.scoring).
 """
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from html import escape
 from pathlib import Path
 
 from detector import scoring
 from detector.alerts import Alert, AlertEvent
 from detector.errors import redact_url
-from detector.operator.timeline import GT_COLOUR, LANES, TimelineRecorder, timeline_svg
+from detector.operator.timeline import GT_COLOUR, LANES, PAUSED_COLOUR, PAUSED_OPACITY, TimelineRecorder, timeline_svg
+from detector.replay import PausedStretch
 
 STYLE = """
 body{font-family:system-ui,sans-serif;margin:1.5em;color:#222}
@@ -42,6 +44,7 @@ class ReportInputs:
     recorder: TimelineRecorder
     ground_truth_path: Path | None = None
     tolerance_s: float = scoring.DEFAULT_TOLERANCE_S
+    paused: list[PausedStretch] = field(default_factory=list)  # the view's pauses (ReplaySummary.paused)
 
 
 def write_report(inputs: ReportInputs) -> Path:
@@ -77,6 +80,8 @@ def render(inputs: ReportInputs, ground_truth: scoring.GroundTruth | None) -> st
         _row("alerts", f"<span id='alert-count'>{len(starts)}</span> ({len(inputs.alerts)} events)"),
         _row("events", _link(out_dir, inputs.events_path)),
     ]
+    if inputs.paused:
+        parts.append(_row("view", "<br>".join(f"<span class='view-paused'>{escape(p.describe())}</span>" for p in inputs.paused)))
     if inputs.video_path is not None:
         parts.append(_row("annotated video", _link(out_dir, inputs.video_path)))
     parts.append("</table>")
@@ -129,6 +134,10 @@ def _timeline_section(inputs: ReportInputs, ground_truth: scoring.GroundTruth | 
     legend = "".join(f"<span style='background:{c}'></span>{n}" for n, c in LANES)
     if ground_truth is not None:
         legend += f"<span style='background:{GT_COLOUR}'></span>ground truth"
+    if inputs.paused:
+        legend += (
+            f"<span style='background:{PAUSED_COLOUR};opacity:{PAUSED_OPACITY}'></span>view paused (not judged, states held)"
+        )
     parts = [
         "<h2>Timeline</h2>",
         f"<p class='legend'>{legend} &nbsp; red line: alert start, grey line: end. "
@@ -145,7 +154,7 @@ def _timeline_section(inputs: ReportInputs, ground_truth: scoring.GroundTruth | 
                 if e.type == track.violation and e.zone in (None, track.zone)
             ]
         parts.append(f"<h3>{escape(track.zone)} · {escape(track.violation)}</h3>")
-        parts.append(timeline_svg(track, end_s, alerts=alerts, ground_truth=truth))
+        parts.append(timeline_svg(track, end_s, alerts=alerts, ground_truth=truth, paused=inputs.paused))
     return parts
 
 

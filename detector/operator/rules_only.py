@@ -1,8 +1,8 @@
 """Rules-only replay: the real pipeline's track-and-judge stage over cached detections.
 
 A fresh `CameraPipeline` per call (fresh tracker, engine, debouncers), fed frame by frame with
-the detect stage's cached output through `CameraPipeline.track_and_judge` — the very code
-`process()` runs live, so a sweep's numbers are the replay's numbers.
+the cached view state and detect stage's output through `CameraPipeline.track_and_judge` — the
+very code `process()` runs live (a paused view included), so a sweep's numbers are the replay's.
 """
 
 from collections.abc import Callable
@@ -43,9 +43,10 @@ def replay_rules(
     )
     static_id = cache.static_object_id
     alerts: list[Alert] = []
-    for frame, detections, inference_ms in cache.frames():
+    for frame, detections, inference_ms, view in cache.frames():
         if until_s is not None and frame.ts > until_s + 1e-9:
             break
+        pipeline.view = view  # what `watch` said live: paused frames are not judged
         # what the model would have returned at this config's threshold (see cache.py)
         keep = (detections.confidence >= threshold) | (detections.class_id == static_id)
         result = pipeline.track_and_judge(detections[keep], frame, inference_ms)

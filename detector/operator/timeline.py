@@ -3,7 +3,8 @@
 The recorder is fed once per processed frame (replay's `on_frame` hook) and keeps four small
 numbers per rule: objects present in the zone, candidates (present and stationary), and the
 state machine's state. The plot is drawn here in plain SVG so the report needs no plotting
-library and opens in any browser offline.
+library and opens in any browser offline. A stretch the camera's view was paused (moved or
+blocked) is a grey band across every lane: the rule was not judged there, its state was held.
 """
 
 from collections.abc import Sequence
@@ -12,6 +13,7 @@ from html import escape
 
 from detector.alerts import Alert
 from detector.operator.observe import view_rules
+from detector.replay import PausedStretch
 from detector.worker import FrameResult
 
 LANES = (  # (label, colour); a lane is "on" while its condition holds
@@ -21,6 +23,7 @@ LANES = (  # (label, colour); a lane is "on" while its condition holds
     ("active", "#cb181d"),
 )
 GT_COLOUR = "#31a354"
+PAUSED_COLOUR, PAUSED_OPACITY = "#969696", 0.45  # translucent: the held states show through
 
 
 @dataclass
@@ -89,10 +92,12 @@ def timeline_svg(
     *,
     alerts: Sequence[Alert] = (),
     ground_truth: list[tuple[float, float]] = (),
+    paused: Sequence[PausedStretch] = (),
     width: int = 960,
 ) -> str:
     """One rule's lanes over [0, end_s]: present, stationary, pending, active, then ground truth
-    (when given) with alert starts (red) and ends (grey) as vertical lines."""
+    (when given) with alert starts (red) and ends (grey) as vertical lines, and the view's paused
+    stretches as grey bands across the lanes."""
     left, right, lane_h, gap = 90, 12, 14, 4
     lanes = [(name, colour, runs(track.ts, track.lane(name), end_s)) for name, colour in LANES]
     if ground_truth:
@@ -121,6 +126,12 @@ def timeline_svg(
                 f'<rect class="lane-{name.replace(" ", "-")}" x="{x(begin)}" y="{y}" width="{round(w, 2)}" height="{lane_h}" '
                 f'fill="{colour}"><title>{name} {begin:.1f}-{end:.1f} s</title></rect>'
             )
+    for stretch in paused:
+        to_s = end_s if stretch.to_s is None else stretch.to_s
+        out.append(
+            f'<rect class="view-paused" x="{x(stretch.from_s)}" y="0" width="{round(max(x(to_s) - x(stretch.from_s), 1.0), 2)}" '
+            f'height="{axis_y}" fill="{PAUSED_COLOUR}" fill-opacity="{PAUSED_OPACITY}"><title>{escape(stretch.describe())}</title></rect>'
+        )
     for alert in alerts:
         colour = {"start": "#a50f15", "end": "#636363"}.get(alert.event)
         if colour:

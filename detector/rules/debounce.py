@@ -8,6 +8,13 @@
 
 Pure: driven only by `update(ts, candidates, enforced)` with stream time in seconds. Stream
 gaps are cut out of stream time by the source, so timers pause over them by construction.
+
+Identity comes from the tracker (detector/track/stationary.py): a candidate that `replaces`
+another object (a different car on the spot of one that left) is a newcomer: it does not continue
+an open alert it is not part of, inherit a dwell record or fall under a cooldown; the alert ends
+after clear_s and the newcomer starts its own after its own dwell.
+A `hidden` candidate (a stationary object behind a bus) keeps its dwell record and an open alert
+alive, but only a visible one can start an alert: evidence shows what it accuses.
 """
 
 from dataclasses import dataclass, field
@@ -36,6 +43,8 @@ class Candidate:
     box: tuple[float, float, float, float]
     label: str
     score: float
+    replaces: int = 0  # the tracker saw it take the place of this (differently-looking) track id: a newcomer
+    hidden: bool = False  # not seen this frame: hidden behind another object on its place
 
 
 @dataclass(frozen=True)
@@ -78,19 +87,23 @@ class Debouncer:
         self._cooldowns = [c for c in self._cooldowns if c.until > ts]
         candidates = [c for c in candidates if not self._cooling_down(c)]
         self._remember(ts, candidates)
+        if self.state is State.ACTIVE:  # a newcomer on another object's place is not this alert's
+            alerted = {o.track_id for o in self._objects}
+            candidates = [c for c in candidates if c.track_id in alerted or not c.replaces]
+        visible = tuple(c for c in candidates if not c.hidden)
         if candidates:
             self._last_seen = ts
-            self._objects = tuple(candidates)
+            self._objects = visible or self._objects
         if self.state is State.ACTIVE:
-            return self._while_active(ts, candidates)
+            return self._while_active(ts, visible or candidates)
         self.state = State.PENDING if self._pending else State.IDLE
         ready = [p for p in self._pending.values() if ts - p.first_seen >= self.settings.dwell_s - 1e-9]
-        if not ready or not candidates:
+        if not ready or not visible:
             return []
         self.state = State.ACTIVE
         self.first_seen_s = min(p.first_seen for p in ready)
         self._last_emit = ts
-        return [Transition("start", ts, self.first_seen_s, tuple(candidates))]
+        return [Transition("start", ts, self.first_seen_s, visible)]
 
     def restore(self, ts: float, objects: tuple[Candidate, ...]) -> None:
         """Resume an alert that was ACTIVE in an earlier process (a worker restart, docs/edge.md).
@@ -114,11 +127,14 @@ class Debouncer:
         """Per-object dwell records; occlusions and misses shorter than grace_s keep them.
 
         A candidate under a new track id on top of a record that is not seen now is the same
-        object re-identified (the tracker lost it): it inherits the record and its dwell.
+        object re-identified (the tracker lost it): it inherits the record and its dwell, unless
+        the tracker saw it replace that object. A hidden candidate only keeps its own record.
         """
         seen = {c.track_id for c in candidates}
         for candidate in candidates:
             record = self._pending.get(candidate.track_id) or self._inherit(candidate, seen)
+            if record is None and candidate.hidden:
+                continue
             if record is None:
                 record = _Pending(first_seen=candidate.settled_since, last_seen=ts, candidate=candidate)
             record.last_seen, record.candidate = ts, candidate
@@ -127,7 +143,7 @@ class Debouncer:
 
     def _inherit(self, candidate: Candidate, seen: set[int]) -> _Pending | None:
         for track_id, record in list(self._pending.items()):
-            if track_id not in seen and _same_place(candidate.box, record.candidate.box):
+            if track_id not in seen and not candidate.replaces and _same_place(candidate.box, record.candidate.box):
                 return self._pending.pop(track_id)
         return None
 
@@ -155,7 +171,7 @@ class Debouncer:
         return events
 
     def _cooling_down(self, candidate: Candidate) -> bool:
-        return any(_same_place(candidate.box, c.box) for c in self._cooldowns)
+        return not candidate.replaces and any(_same_place(candidate.box, c.box) for c in self._cooldowns)
 
 
 def _same_place(a: tuple, b: tuple) -> bool:

@@ -85,18 +85,25 @@ class ViolationEngine:
         """How long the tracker must remember an unseen object for these rules."""
         return max((max(r.settings.grace_s, r.settings.clear_s) for r in self._rules), default=10.0)
 
+    @property
+    def cooldown_s(self) -> float:
+        """The longest cooldown of these rules (how long a place's last occupant matters)."""
+        return max((r.settings.cooldown_s for r in self._rules), default=0.0)
+
     def update(self, tracks: Detections, ts: float, wall: datetime, width: int, height: int) -> Judgement:
         local = wall.astimezone(self._timezone)
         scale = np.array([width, height, width, height], np.float32)
         events: list[ZoneEvent] = []
         snapshots: list[RuleSnapshot] = []
         in_zone_of: dict[str, np.ndarray] = {}
+        zeros = np.zeros(len(tracks), np.int64)  # tracks without identity data: nothing replaced or hidden
         for r in self._rules:
             if r.zone.id not in in_zone_of:
                 in_zone_of[r.zone.id] = r.zone.contains(tracks.xyxy, width, height)
             in_zone = in_zone_of[r.zone.id]
             scored = tracks.confidence >= r.settings.min_score
             mask = r.rule.candidates(tracks, in_zone & scored, self._roles)
+            replaces, hidden = tracks.data.get("replaces", zeros), tracks.data.get("hidden", zeros)
             candidates = [
                 Candidate(
                     track_id=int(tracks.tracker_id[i]),
@@ -104,6 +111,8 @@ class ViolationEngine:
                     box=tuple(round(float(v), 4) for v in tracks.xyxy[i] / scale),
                     label=self._roles.labels[int(tracks.class_id[i])],
                     score=round(float(tracks.confidence[i]), 3),
+                    replaces=int(replaces[i]),
+                    hidden=bool(hidden[i]),
                 )
                 for i in np.flatnonzero(mask)
             ]
