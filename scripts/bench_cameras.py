@@ -49,7 +49,10 @@ def write_config(folder: Path, model: Path, url: str, fps: float, keyframes: boo
         "detect": {"fps": fps},
         "storage_dir": str(folder / "store"),
         "inference": {"max_concurrent": slots},
-        "cameras": [{"id": f"cam{i}", "source": url, "keyframes_only": keyframes, "zones": [ZONE]} for i in range(cameras)],
+        "cameras": [
+            {"id": f"cam{i}", "source": url, "decode": "keyframes" if keyframes else "full", "zones": [ZONE]}
+            for i in range(cameras)
+        ],
     }
     path = folder / f"bench-{fps}-{keyframes}-{cameras}.yaml"
     path.write_text(yaml.safe_dump(config))

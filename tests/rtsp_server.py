@@ -52,11 +52,13 @@ def make_h264_clip(
     seconds: float | None = None,
     blank: tuple[float, float, float, float] | None = None,
     blank_from_s: float = 0.0,
+    keyframes_s: tuple[float, ...] | None = None,
 ) -> Path:
     """Re-encode `source` to an H.264 MP4 (no B-frames, a keyframe every `gop` frames, default 1 s),
     optionally scaled, resampled to `fps` (frames repeated or dropped by time), cut to `seconds`,
     and with the normalised rectangle `blank` painted grey from `blank_from_s` on (an object
-    removed, or leaving). Cached by name."""
+    removed, or leaving). `keyframes_s`: keyframes at these seconds only instead (a GOP that
+    changes). Cached by name."""
     import av
 
     if target.exists():
@@ -74,8 +76,8 @@ def make_h264_clip(
         out.codec_context.time_base = Fraction(1, rate)
         out.options = {
             "bf": "0",
-            "g": str(gop or rate),
-            "keyint_min": str(gop or rate),
+            "g": str(10**6 if keyframes_s else gop or rate),
+            "keyint_min": str(10**6 if keyframes_s else gop or rate),
             "sc_threshold": "0",
             "preset": "veryfast",
             "crf": "26",
@@ -93,6 +95,9 @@ def make_h264_clip(
             while written / rate <= t + 1e-9:  # resample by time: repeat or drop frames
                 scaled = frame.reformat(width=out.width, height=out.height, format="yuv420p")
                 scaled.pts, scaled.time_base = written, Fraction(1, rate)
+                if keyframes_s:  # forced or not, never the source's own keyframes
+                    key = any(abs(written / rate - k) < 1e-6 for k in keyframes_s)
+                    scaled.pict_type = av.video.frame.PictureType.I if key else av.video.frame.PictureType.NONE
                 for packet in out.encode(scaled):
                     dst.mux(packet)
                 written += 1

@@ -1,5 +1,6 @@
-"""Stream clock (gaps cut out of stream time), the detect-fps sampler and the URL test, as tables;
-file and live sources read through the one FrameSource interface (RTSP faults: test_rtsp_source.py)."""
+"""Stream clock (gaps cut out of stream time), the detect-fps sampler, the choice of keyframe-only
+decoding and the URL test, as tables; file and live sources read through the one FrameSource
+interface (RTSP faults and decoding on real streams: test_rtsp_source.py)."""
 
 import time
 from pathlib import Path
@@ -10,7 +11,9 @@ from rtsp_server import make_h264_clip
 
 from detector.backoff import Backoff
 from detector.capture import Frame, FrameSource, Sampler, StreamClock, open_source
-from detector.errors import SourceError
+from detector.capture.keyframes import MEASURING, RECORDING, KeyframeWatch, choose_decode
+from detector.config import load_config
+from detector.errors import ConfigError, SourceError
 from detector.urls import is_stream_url
 
 
@@ -53,6 +56,116 @@ def test_sampler_restarts_after_a_gap():
         False,
         True,
     ]
+
+
+ALLOWED_AT_1_FPS = "1.1 s allowed at detect fps 1 (1/fps + 10%)"
+
+
+@pytest.mark.parametrize(
+    "intervals, waiting_s, fps, tolerance, mode, reason",
+    [
+        ([1.0, 1.0, 1.0], 0.0, 1, 0.1, "keyframes", f"a keyframe at least every 1 s, {ALLOWED_AT_1_FPS}"),
+        ([1.0, 1.0], 0.5, 1, 0.1, None, None),  # two intervals: still measuring
+        ([], 0.9, 1, 0.1, None, None),
+        ([1.1, 1.0, 1.1], 0.0, 1, 0.1, "keyframes", f"a keyframe at least every 1.1 s, {ALLOWED_AT_1_FPS}"),  # the limit
+        ([1.0, 1.2, 1.0], 0.0, 1, 0.1, "full", f"keyframe interval 1.2 s > {ALLOWED_AT_1_FPS}"),  # one too long
+        (
+            [1.0, 1.2, 1.0],
+            0.0,
+            1,
+            0.25,
+            "keyframes",
+            "a keyframe at least every 1.2 s, 1.25 s allowed at detect fps 1 (1/fps + 25%)",
+        ),
+        ([10.0], 0.0, 1, 0.1, "full", f"keyframe interval 10 s > {ALLOWED_AT_1_FPS}"),  # one is enough to say no
+        ([], 1.2, 1, 0.1, "full", f"no keyframe for 1.2 s > {ALLOWED_AT_1_FPS}"),  # nor does it wait for the keyframe
+        ([1.0, 1.0], 1.2, 1, 0.1, "full", f"no keyframe for 1.2 s > {ALLOWED_AT_1_FPS}"),  # a GOP stretched mid-stream
+        (
+            [2.0, 2.0, 2.0],
+            0.0,
+            0.5,
+            0.1,
+            "keyframes",
+            "a keyframe at least every 2 s, 2.2 s allowed at detect fps 0.5 (1/fps + 10%)",
+        ),
+        (
+            [1.0, 1.0, 1.0],
+            0.0,
+            2,
+            0.1,
+            "full",
+            "keyframe interval 1 s > 0.55 s allowed at detect fps 2 (1/fps + 10%)",
+        ),  # half the samples
+        (
+            [0.5, 0.48, 0.52],
+            0.3,
+            2,
+            0.1,
+            "keyframes",
+            "a keyframe at least every 0.52 s, 0.55 s allowed at detect fps 2 (1/fps + 10%)",
+        ),
+    ],
+)
+def test_choose_decode(intervals, waiting_s, fps, tolerance, mode, reason):
+    choice = choose_decode(max(intervals, default=None), len(intervals), fps, waiting_s=waiting_s, tolerance=tolerance)
+    assert (choice.mode, choice.reason) == (mode, reason) if mode else choice is None
+
+
+def packets(keyframes_s: list[float], until_s: float) -> list[tuple[bool, float]]:
+    """(is keyframe, seconds) of a 10 fps stream's packets, keyframes at `keyframes_s`."""
+    times = [round(i * 0.1, 1) for i in range(int(until_s * 10) + 1)]
+    return [(t in keyframes_s, t) for t in times]
+
+
+@pytest.mark.parametrize(
+    "setting, keyframes_s, until_s, changes",
+    [
+        # GOP 1 s at 1 fps: keyframes only once 3 intervals are measured, at the third's keyframe
+        ("auto", [0, 1, 2, 3, 4, 5], 5.5, [(3.0, "keyframes", 1.0)]),
+        # GOP 10 s: full as soon as the wait passes 1.1 s; the interval itself once it ends
+        ("auto", [0, 10], 10.5, [(1.2, "full", None), (10.0, "full", 10.0)]),
+        # the GOP stretched to 4 s mid-stream: no keyframe for 1.2 s at 6.2 s; full from the next keyframe
+        ("auto", [0, 1, 2, 3, 4, 5, 9], 12.0, [(3.0, "keyframes", 1.0), (9.0, "full", 4.0)]),
+        # and full for the rest of the session, though the GOP is short again
+        ("auto", [0, 1, 2, 3, 4.5, 5.5, 6.5, 7.5, 8.5, 9.5], 10.0, [(3.0, "keyframes", 1.0), (4.5, "full", 1.5)]),
+        # a session starting between keyframes measures from its first packet
+        ("auto", [0.5, 1.5, 2.5, 3.5], 4.0, [(3.5, "keyframes", 1.0)]),
+        # the config's choice, whatever the GOP; the interval reported all the same
+        ("full", [0, 1, 2, 3], 3.5, [(1.0, "full", 1.0)]),
+        ("keyframes", [0, 10], 12.0, [(10.0, "keyframes", 10.0)]),
+    ],
+    ids=["gop-1s", "gop-10s", "gop-stretched", "no-flapping", "mid-gop-start", "full", "keyframes"],
+)
+def test_keyframe_watch(setting, keyframes_s, until_s, changes):
+    watch = KeyframeWatch(setting, fps=1.0)
+    start = watch.choice
+    got = [(t, watch.choice.mode, watch.choice.gop_s) for key, t in packets(keyframes_s, until_s) if watch.packet(key, t)]
+    assert got == changes
+    assert (
+        start == MEASURING if setting == "auto" else (start.mode, start.reason) == (setting, f"decode: {setting} in the config")
+    )
+    assert not watch.packet(True, None)  # a packet without a timestamp tells nothing
+
+
+@pytest.mark.parametrize(
+    "extra, decode",
+    [("", "auto"), (", keyframes_only: true", "keyframes"), (", keyframes_only: false", "full")],
+    ids=["default", "old key true", "old key false"],
+)
+def test_keyframes_only_still_reads_as_it_meant(tmp_path, caplog, extra, decode):
+    config = tmp_path / "site.yaml"
+    config.write_text(f"site: s\nmodel: {{path: m.onnx}}\ncameras: [{{id: cam-01, source: rtsp://cam/1{extra}}}]\n")
+    assert load_config(config).cameras[0].decode == decode
+    assert ("keyframes_only is deprecated" in caplog.text) == bool(extra)
+
+
+def test_keyframes_only_with_decode_is_a_contradiction(tmp_path):
+    config = tmp_path / "site.yaml"
+    config.write_text(
+        "site: s\nmodel: {path: m.onnx}\ncameras: [{id: cam-01, source: rtsp://cam/1, keyframes_only: true, decode: full}]\n"
+    )
+    with pytest.raises(ConfigError, match="cameras.cam-01: keyframes_only is replaced by decode: give decode only"):
+        load_config(config)
 
 
 @pytest.mark.parametrize(
@@ -120,6 +233,7 @@ def test_file_and_live_sources_read_through_one_interface(short_clip):
     frames, heartbeats, stats = read[False]
     assert [f.ts for f in frames] == pytest.approx([0.0, 0.2, 0.4, 0.6, 0.8]) and heartbeats == 0
     assert stats.state == "ended" and stats.decoded == 10 and stats.dropped == stats.decode_errors == 0
+    assert stats.decode == RECORDING  # a replay decodes every frame, whatever the camera's `decode`
     frames, heartbeats, stats = read[True]
     assert len(frames) == 8 and frames[-1].ts > 1.0 and heartbeats > 0  # past the end of the 1 s clip
     assert stats.state == "connected" and stats.decoded > 10

@@ -1,9 +1,11 @@
 """Live sources against a real RTSP server (gst-rtsp-server): sampling on stream time, keyframe-only
-decoding, and every stream fault: closed, frozen, wrong credentials, unreachable, resolution change."""
+decoding (chosen from the stream's keyframe interval, or by the config), and every stream fault:
+closed, frozen, wrong credentials, unreachable, resolution change."""
 
 import logging
 import os
 import random
+import re
 import time
 from pathlib import Path
 
@@ -12,6 +14,9 @@ from rtsp_server import PASSWORD, USER, RtspServer, gst_available, make_h264_cli
 
 from detector.backoff import Backoff
 from detector.capture import FrameSource, open_source
+from detector.capture.keyframes import DecodeChoice
+from detector.config import load_config
+from detector.health import HealthMeter, health_path, status_lines
 
 ROOT = Path(__file__).resolve().parent.parent
 GENERATED = ROOT / "sample_videos" / "generated" / "rtsp"
@@ -56,8 +61,8 @@ def server():
 
 def test_sampled_frames_on_stream_time_and_keyframes_only(server):
     """5 fps out of a 10 fps stream: ts steps of 0.2 s; keyframes only (1 per s): only keyframes decoded."""
-    full = open_source(server.url, 5.0, live=True, name="full")
-    keys = open_source(server.url, 5.0, live=True, name="keys", keyframes_only=True)
+    full = open_source(server.url, 5.0, live=True, name="full", decode="full")
+    keys = open_source(server.url, 5.0, live=True, name="keys", decode="keyframes")
     try:
         got_full, got_keys = pull(full, 5.0), pull(keys, 0.1)
         time.sleep(max(0.0, 5.0 - 0.1))
@@ -71,6 +76,88 @@ def test_sampled_frames_on_stream_time_and_keyframes_only(server):
     assert keys.stats.decoded <= full.stats.decoded / 5 and keys.stats.decoded >= 3
     assert all(abs(f.ts - round(f.ts)) < 0.05 for f in got_keys)
     assert full.stats.reconnects == 0 and full.stats.state == "connected" and full.stats.last_error is None
+
+
+ALLOWED_AT_1_FPS = "1.1 s allowed at detect fps 1 (1/fps + 10%)"
+
+
+def test_decode_auto_decodes_keyframes_only_once_it_has_measured_a_short_enough_gop(server, tmp_path, caplog):
+    """GOP 1 s at detect fps 1: auto decodes every frame for 3 keyframe intervals, then keyframes
+    only: still a sample every second, a tenth of the frames decoded. `decode: full` and
+    `keyframes` are honoured on the same stream. Health, `detector status` and the log (once) say
+    which and why."""
+    caplog.set_level(logging.INFO, "detector.capture.rtsp_source")
+    sources = {name: open_source(server.url, 1.0, live=True, name=name, decode=name) for name in ("auto", "full", "keyframes")}
+    auto = sources["auto"]
+    try:
+        measured = pull(auto, 10.0, until=lambda f: auto.stats.decode.mode == "keyframes")
+        decoded_at_switch = {name: s.stats.decoded for name, s in sources.items()}
+        keyframes_only = pull(auto, 10.0, until=lambda f: f.ts >= measured[-1].ts + 4)
+        decoded = {name: s.stats.decoded - decoded_at_switch[name] for name, s in sources.items()}
+        config = tmp_path / "site.yaml"
+        cameras = ", ".join(f"{{id: {name}, source: '{server.url}', decode: {name}}}" for name in sources)
+        config.write_text(f"site: s\nmodel: {{path: m.onnx}}\nstorage_dir: '{tmp_path}'\ncameras: [{cameras}]\n")
+        health = {name: HealthMeter(name, path=health_path(tmp_path, name), source=s).report() for name, s in sources.items()}
+        status = status_lines(load_config(config))
+    finally:
+        for s in sources.values():
+            s.close()
+    assert 3.0 <= measured[-1].ts <= 6.0  # after 3 intervals (the session's first packets may have no timestamp)
+    steps = [round(b.ts - a.ts, 2) for a, b in zip(measured, measured[1:] + keyframes_only)]
+    # one sample per second; at the switch one may be lost (the sampler's ticks need not fall on keyframes)
+    assert steps.count(1.0) >= len(steps) - 1 and all(1.0 <= step <= 2.0 for step in steps), steps
+    assert decoded["auto"] <= 6 and decoded["keyframes"] <= 6 and decoded["full"] >= 40, decoded  # ~4 s of a 10 fps stream
+    assert health["auto"]["decode"] == {
+        "mode": "keyframes",
+        "gop_s": 1.0,
+        "reason": f"a keyframe at least every 1 s, {ALLOWED_AT_1_FPS}",
+    }
+    assert health["full"]["decode"] == {"mode": "full", "gop_s": 1.0, "reason": "decode: full in the config"}
+    assert health["keyframes"]["decode"] == {"mode": "keyframes", "gop_s": 1.0, "reason": "decode: keyframes in the config"}
+    assert [line.split()[3:5] for line in status[1:]] == [["keys", "1s"], ["full", "1s"], ["keys", "1s"]]
+    logged = sorted((r.args[0], r.kv["mode"]) for r in events(caplog, "decode_mode"))  # measuring is not logged
+    assert logged == [("auto", "keyframes"), ("full", "full"), ("keyframes", "keyframes")]
+
+
+def test_decode_auto_decodes_every_frame_when_keyframes_are_too_far_apart(caplog):
+    """GOP 10 s at detect fps 1: full decoding, said as soon as no keyframe came for 1.1 s."""
+    caplog.set_level(logging.INFO, "detector.capture.rtsp_source")
+    server = RtspServer(vtest_clip(gop=100, seconds=12)).start()
+    source = open_source(server.url, 1.0, live=True, name="cam")
+    try:
+        frames = pull(source, 10.0, until=lambda f: f.ts >= 3.0)
+        stats = source.stats
+    finally:
+        source.close()
+        server.kill()
+    assert [f.ts for f in frames] == pytest.approx([0, 1, 2, 3], abs=0.01) and stats.decoded >= 30  # every frame
+    assert stats.decode.mode == "full" and stats.decode.gop_s is None
+    assert re.fullmatch(rf"no keyframe for 1\.[12]\d* s > {re.escape(ALLOWED_AT_1_FPS)}", stats.decode.reason), stats.decode
+    assert [(r.kv["mode"], r.kv["reason"]) for r in events(caplog, "decode_mode")] == [("full", stats.decode.reason)]
+
+
+def test_decode_auto_falls_back_to_full_when_the_gop_stretches_mid_stream(caplog):
+    """Keyframes every second for 5 s, then none until 9 s (the admin set a 4 s GOP): keyframes
+    only after 3 intervals, every frame again from the keyframe at 9 s; the 4 s without a frame
+    between are cut out of stream time (timers pause), and the log says each change once."""
+    caplog.set_level(logging.INFO, "detector.capture.rtsp_source")
+    server = RtspServer(vtest_clip(keyframes_s=(0, 1, 2, 3, 4, 5, 9), seconds=11)).start()
+    source = open_source(server.url, 1.0, live=True, name="cam")
+    try:
+        frames = pull(source, 15.0, until=lambda f: f.gap_before_s > 0)
+        decoded_at_gap = source.stats.decoded
+        frames += pull(source, 5.0, until=lambda f: f.ts >= frames[-1].ts + 1)
+        decoded_after = source.stats.decoded - decoded_at_gap
+        decode = source.stats.decode
+    finally:
+        source.close()
+        server.kill()
+    *before, back, after = frames
+    assert before[-1].ts >= 4.5  # keyframes only up to the one at 5 s
+    assert back.gap_before_s == pytest.approx(4.0, abs=0.15) and back.ts == pytest.approx(before[-1].ts + 0.1, abs=0.01)
+    assert after.ts == pytest.approx(back.ts + 1.0, abs=0.01) and decoded_after >= 8  # every frame again
+    assert decode == DecodeChoice("full", 4.0, f"keyframe interval 4 s > {ALLOWED_AT_1_FPS}")
+    assert [r.kv["mode"] for r in events(caplog, "decode_mode")] == ["keyframes", "full"]
 
 
 def test_server_killed_and_restarted_at_another_resolution(server, caplog):

@@ -24,7 +24,7 @@ def open_source(source: str | Path, fps: float, *, live: bool = False, **options
 
     `live=False`: a recording (FileSource); a stream URL raises SourceError, since it can only be
     read as it comes. `live=True`: a LiveSource, for a URL or a file alike. `options` go to the
-    class (name, max_gap_s; LiveSource also transport, timeouts, keyframes_only, backoff).
+    class (name, max_gap_s; LiveSource also transport, timeouts, decode, backoff).
     """
     if live:
         return LiveSource(source, fps, **options).open()

@@ -1,5 +1,6 @@
 """Recorded video through PyAV, as fast as decoding goes: every sampled frame, in order, with
-stream time from the container's timestamps, until the end of the file."""
+stream time from the container's timestamps, until the end of the file. Every frame is decoded
+whatever a camera's `decode` says, so replays, explain and tune see the same frames every time."""
 
 import logging
 import time
@@ -9,6 +10,7 @@ from pathlib import Path
 import av
 
 from detector.capture.frames import Frame, Sampler, StreamClock, decode_packets
+from detector.capture.keyframes import RECORDING
 from detector.capture.source import FrameSource
 from detector.errors import SourceError
 
@@ -59,7 +61,9 @@ class FileSource(FrameSource):
             self.duration_s = float(self._stream.duration * self._stream.time_base)
         elif container.duration:
             self.duration_s = container.duration / av.time_base
-        self._update(state="connected", size=(self._stream.codec_context.width, self._stream.codec_context.height))
+        self._update(
+            state="connected", size=(self._stream.codec_context.width, self._stream.codec_context.height), decode=RECORDING
+        )
         return self
 
     def frames(self, timeout_s: float | None = None) -> Iterator[Frame]:

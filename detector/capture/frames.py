@@ -81,10 +81,15 @@ class Sampler:
         return True
 
 
-def decode_packets(container, stream, on_corrupt: Callable[[], None]) -> Iterator[av.VideoFrame]:
+def decode_packets(
+    container, stream, on_corrupt: Callable[[], None], on_packet: Callable[[av.Packet], None] | None = None
+) -> Iterator[av.VideoFrame]:
     """Decode packet by packet so that one corrupt packet is counted (`on_corrupt`) and skipped,
-    not fatal. Errors of the container itself (a lost connection, a truncated file) propagate."""
+    not fatal. Errors of the container itself (a lost connection, a truncated file) propagate.
+    `on_packet` sees each packet before it is decoded (keyframe-only decoding is switched there)."""
     for packet in container.demux(stream):
+        if on_packet is not None:
+            on_packet(packet)
         try:
             yield from packet.decode()
         except av.InvalidDataError:

@@ -1,7 +1,8 @@
 """Live sources (RTSP cameras, or a file played like one) read by a background thread.
 
 The reader thread opens the stream with PyAV (TCP by default, open and read timeouts), decodes
-every frame (or only keyframes), puts each through one StreamClock and the detect-fps Sampler,
+every frame or keyframes only (`decode`: auto chooses per session from the stream's keyframe
+interval, detector/capture/keyframes.py), puts each through one StreamClock and the detect-fps Sampler,
 and keeps only the **latest** sampled frame: a consumer slower than the stream skips frames
 (counted in `dropped`) instead of falling behind. Faults never end the source:
 
@@ -13,8 +14,8 @@ and keeps only the **latest** sampled frame: a consumer slower than the stream s
 
 Every new session is a discontinuity: its first frame continues stream time one frame after the
 last one and carries the outage's wall time as `gap_before_s` (StreamClock.resume). Within a
-session StreamClock cuts out timestamp jumps over max_gap_s (at least 3 keyframe intervals with
-keyframes_only). A file (not a stream URL) is paced at its frame rate and restarts at its end,
+session StreamClock cuts out timestamp jumps over max_gap_s (at least 3 keyframe intervals while
+decoding keyframes only). A file (not a stream URL) is paced at its frame rate and restarts at its end,
 like a camera that reconnects: what `detector run` does with a file; `detector replay` reads
 files with FileSource instead, as fast as they decode.
 """
@@ -29,6 +30,7 @@ import av
 
 from detector.backoff import Backoff
 from detector.capture.frames import Frame, Sampler, StreamClock, decode_packets
+from detector.capture.keyframes import MEASURING, DecodeChoice, KeyframeWatch
 from detector.capture.source import FrameSource
 from detector.errors import redact_url
 from detector.urls import is_stream_url
@@ -57,6 +59,12 @@ class _Closed(Exception):
     pass
 
 
+def _seconds(packet: av.Packet) -> float | None:
+    """A packet's presentation time (decode time when it has none) in seconds."""
+    t = packet.pts if packet.pts is not None else packet.dts
+    return float(t * packet.time_base) if t is not None and packet.time_base is not None else None
+
+
 class LiveSource(FrameSource):
     """`open()` starts the reader thread; `frames(timeout_s)` yields the latest sampled Frame, or
     None when none came within timeout_s, until `close()`."""
@@ -70,7 +78,7 @@ class LiveSource(FrameSource):
         transport: str = "tcp",
         open_timeout_s: float = 10.0,
         read_timeout_s: float = 5.0,
-        keyframes_only: bool = False,
+        decode: str = "auto",
         backoff: Backoff | None = None,
         max_gap_s: float = 2.0,
     ) -> None:
@@ -80,9 +88,10 @@ class LiveSource(FrameSource):
         self.transport = transport
         self.open_timeout_s = open_timeout_s
         self.read_timeout_s = read_timeout_s
-        self.keyframes_only = keyframes_only
+        self.decode = decode
         self.backoff = backoff or Backoff()
         self.max_gap_s = max_gap_s
+        self.fps = fps
         self.sampler = Sampler(fps)
         self.clock: StreamClock | None = None
         self._latest: Frame | None = None
@@ -93,6 +102,7 @@ class LiveSource(FrameSource):
         self._lost_at: float | None = None  # monotonic start of the current outage
         self._sessions = 0
         self._last_frame_mono: float | None = None
+        self._logged_mode: str | None = None  # the decoding mode last logged (once per change)
 
     # --- consumer side ---
 
@@ -166,18 +176,23 @@ class LiveSource(FrameSource):
         """Decode one session until it ends or fails; returns whether any frame came."""
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
-        if self.keyframes_only:
-            stream.codec_context.skip_frame = "NONKEY"
         rate = stream.average_rate or stream.guessed_rate
         period = 1.0 / float(rate) if rate else 0.04
         if self.clock is None:
             self.clock = StreamClock(period, self.max_gap_s)
+        watch = KeyframeWatch(self.decode, self.fps)
+        self._decoding(watch.choice, stream)
+
+        def on_packet(packet: av.Packet) -> None:
+            if watch.packet(packet.is_keyframe, _seconds(packet)):
+                self._decoding(watch.choice, stream)
+
         self._resume_gap = None if self._last_frame_mono is None else 0.0
         first_pts: float | None = None
         last_pts = 0.0
         wall_start = time.monotonic()
         got = False
-        for av_frame in decode_packets(container, stream, self._count_decode_error):
+        for av_frame in decode_packets(container, stream, self._count_decode_error, on_packet):
             if self._stop.is_set():
                 raise _Closed
             if av_frame.time is None and first_pts is None:
@@ -188,8 +203,6 @@ class LiveSource(FrameSource):
                 if self._last_frame_mono is not None:  # the outage's wall time, cut out of stream time
                     self._resume_gap = time.monotonic() - self._last_frame_mono
                 self._restored(av_frame.width, av_frame.height)
-            elif self.keyframes_only and self.clock.max_gap_s < 3 * (pts - last_pts):
-                self.clock.max_gap_s = 3 * (pts - last_pts)  # keyframe steps are not gaps
             last_pts = pts
             if self.is_file:  # play a file at its own rate
                 ahead = (pts - first_pts) - (time.monotonic() - wall_start)
@@ -199,6 +212,23 @@ class LiveSource(FrameSource):
             self._last_frame_mono = time.monotonic()
             self._frame(av_frame, pts - first_pts)
         return got
+
+    def _decoding(self, choice: DecodeChoice, stream) -> None:
+        """Decode as `choice` says from the next packet on; health says so, the log when the mode changes."""
+        keyframes = choice.mode == "keyframes"
+        stream.codec_context.skip_frame = "NONKEY" if keyframes else "DEFAULT"
+        keyframe_steps = 3 * (choice.gop_s or 0.0) if keyframes else 0.0  # a step from keyframe to keyframe is no gap
+        self.clock.max_gap_s = max(self.max_gap_s, keyframe_steps)
+        self._update(decode=choice)
+        if choice != MEASURING and choice.mode != self._logged_mode:
+            self._logged_mode = choice.mode
+            log.info(
+                "%s: decoding %s: %s",
+                self.name,
+                "keyframes only" if keyframes else "every frame",
+                choice.reason,
+                extra={"kv": {"event": "decode_mode", "mode": choice.mode, "gop_s": choice.gop_s, "reason": choice.reason}},
+            )
 
     def _count_decode_error(self) -> None:
         self._update(decode_errors=self.stats.decode_errors + 1)

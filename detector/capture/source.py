@@ -6,6 +6,7 @@ from dataclasses import dataclass, replace
 from typing import Literal, Self
 
 from detector.capture.frames import Frame
+from detector.capture.keyframes import DecodeChoice
 
 
 @dataclass(frozen=True)
@@ -26,6 +27,7 @@ class SourceStats:
         reconnects: sessions opened after the first (live only).
         last_error: why the latest outage began (credentials redacted); None before any.
         last_frame_at: time.time() of the latest decoded frame.
+        decode: what is decoded (every frame or keyframes only) and why; None before the first session.
     """
 
     state: Literal["connecting", "connected", "reconnecting", "no_frames", "ended"] = "connecting"
@@ -36,6 +38,7 @@ class SourceStats:
     reconnects: int = 0
     last_error: str | None = None
     last_frame_at: float | None = None
+    decode: DecodeChoice | None = None
 
 
 class FrameSource(ABC):
