@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Robustness suite: the nuisance clips replayed through the real pipeline and scored.
 
-    python scripts/robustness.py [NAME ...] [--out out/robustness]
+    python scripts/robustness.py [NAME ...] [--out out/robustness] [--config configs/scenarios.yaml]
     python scripts/robustness.py --soak [--minutes 30] [--seed 1]
 
 The suite is every `sample_videos/scenarios/nuisance-*.yaml` (scripts/make_scenarios.py renders
@@ -50,9 +50,9 @@ SOAK_NUISANCES = (
 )  # fmt: skip
 
 
-def suite_config(storage: Path):
+def suite_config(storage: Path, path: Path = CONFIG):
     os.chdir(ROOT)  # the config's sources are relative to the repository
-    return load_config(CONFIG).model_copy(update={"storage_dir": storage})
+    return load_config(path).model_copy(update={"storage_dir": storage})
 
 
 def latency_limits(config) -> dict[str, float]:
@@ -139,13 +139,16 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("names", nargs="*", help="nuisance scenarios (default: all nuisance-* scenarios)")
     parser.add_argument("--out", type=Path, help="keep each replay's events.jsonl here (default: a temporary folder)")
+    parser.add_argument("--config", type=Path, default=CONFIG, help="the cameras' config (default: configs/scenarios.yaml)")
     parser.add_argument("--soak", action="store_true", help="run the long soak stream instead of the suite")
     parser.add_argument("--minutes", type=float, default=30.0, help="soak length (default: %(default)s)")
     parser.add_argument("--seed", type=int, default=1, help="soak seed (default: %(default)s)")
     args = parser.parse_args(argv)
+    if not args.config.is_file():
+        parser.error(f"--config {args.config}: no such file")
     with tempfile.TemporaryDirectory(prefix="robustness-") as scratch:
         out = (args.out or Path(scratch)).resolve()
-        config = suite_config(Path(scratch) / "storage")
+        config = suite_config(Path(scratch) / "storage", args.config.resolve())
         if args.soak:
             return run_soak(config, args.minutes, args.seed, out)
         results = []

@@ -1,6 +1,6 @@
 """Tables for detector/detect/layouts.py: which codec applies to which model (metadata, then
 output shape), each codec's input blob and decoder on hand-built output arrays, per-class NMS,
-and the whole post-processing path to frame pixels."""
+and the whole post-processing path to frame pixels (in square and frame-shaped inputs)."""
 
 import math
 import re
@@ -10,7 +10,7 @@ import pytest
 
 from detector.detect import layouts
 from detector.detect.layouts import LAYOUTS, EndToEndCodec, UltralyticsCodec, YoloxCodec, choose_codec, yolox_grid
-from detector.detect.letterbox import Letterbox
+from detector.detect.letterbox import Letterbox, frame_shaped_input
 from detector.detect.nms import non_max_suppression
 from detector.errors import ModelError
 
@@ -400,3 +400,29 @@ def test_postprocess_end2end_batch_keeps_each_frames_letterbox_and_skips_nms():
     np.testing.assert_allclose(first.confidence, [0.9, 0.8])
     np.testing.assert_allclose(second.xyxy, [[0, 0, 640, 1280], [640, 1200, 640, 1280]])  # clipped to 640x1280
     assert second.class_id.tolist() == [0, 5]
+
+
+# frame (h, w) -> boxes (x1, y1, x2, y2) in frame pixels, one of them touching the frame's corners
+@pytest.mark.parametrize(
+    "frame_hw",
+    [(576, 768), (720, 1280), (1080, 1920), (240, 320), (1280, 720), (804, 1920), (481, 640), (1000, 1000)],
+    ids=["4:3", "720p", "1080p", "320x240", "portrait", "2.39:1", "481x640", "square"],
+)
+def test_boxes_round_trip_through_a_frame_shaped_input(frame_hw):
+    """Frame boxes placed in a frame-shaped input through the letterbox preprocess chose, decoded
+    and mapped back, land where they started (to a thousandth of a pixel)."""
+    height, width = frame_hw
+    frame_boxes = np.array(
+        [[0, 0, width, height], [0.1 * width, 0.2 * height, 0.3 * width, 0.9 * height], [width - 7, height - 5, width, height]],
+        np.float32,
+    )
+    codec = UltralyticsCodec(frame_shaped_input(frame_hw, 640, 32))
+    blob, (box,) = codec.preprocess([np.zeros((height, width, 3), np.uint8)])
+    assert blob.shape[2:] == codec.input_hw
+    in_input = frame_boxes * box.scale + np.array([box.pad_x, box.pad_y] * 2, np.float32)
+    x1, y1, x2, y2 = in_input.T
+    output = ultralytics_output(
+        [((a + c) / 2, (b + d) / 2, c - a, d - b, [0.0, 0.9 - k / 10]) for k, (a, b, c, d) in enumerate(zip(x1, y1, x2, y2))]
+    )
+    detections = codec.postprocess(output, box, (height, width, 3), min_score=0.25, nms_iou=0.99)
+    np.testing.assert_allclose(detections.xyxy, frame_boxes, atol=1e-3 * max(frame_hw) / 640)

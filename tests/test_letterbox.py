@@ -1,10 +1,10 @@
 """Letterbox geometry (detector/detect/letterbox.py): where the frame lands in the model input,
-and how boxes map back to frame pixels."""
+how boxes map back to frame pixels, and the input a dynamic-shape model gets for a frame."""
 
 import numpy as np
 import pytest
 
-from detector.detect.letterbox import PAD_VALUE, Letterbox, letterbox
+from detector.detect.letterbox import PAD_VALUE, Letterbox, frame_shaped_input, letterbox
 
 
 def frame(height: int, width: int) -> np.ndarray:
@@ -92,3 +92,38 @@ def test_letterbox_of_a_pixel_lands_where_to_frame_says():
     ys, xs = np.nonzero(canvas[:, :, 0] > 130)  # half-way between 7 and 255: edges blend
     found = box.to_frame(np.array([[xs.min(), ys.min(), xs.max() + 1, ys.max() + 1]], np.float32))[0]
     np.testing.assert_allclose(found, [500, 300, 510, 310], atol=1.5)
+
+
+# ---------------------------------------------------------------- input shaped to the frame
+
+# frame (h, w), long side, stride -> model input (h, w)
+FRAME_SHAPED_CASES = [
+    pytest.param((576, 768), 640, 32, (480, 640), id="vtest 4:3"),
+    pytest.param((720, 1280), 640, 32, (384, 640), id="720p 16:9: 360 rows rounded up"),
+    pytest.param((1080, 1920), 640, 32, (384, 640), id="1080p"),
+    pytest.param((240, 320), 640, 32, (480, 640), id="320x240 upscaled"),
+    pytest.param((1280, 720), 640, 32, (640, 384), id="portrait"),
+    pytest.param((1000, 1000), 640, 32, (640, 640), id="square"),
+    pytest.param((804, 1920), 640, 32, (288, 640), id="2.39:1: 268 rows"),
+    pytest.param((481, 640), 640, 32, (512, 640), id="one row past a multiple"),
+    pytest.param((720, 1280), 320, 32, (192, 320), id="long side 320"),
+    pytest.param((720, 1280), 640, 64, (384, 640), id="stride 64"),
+    pytest.param((10, 4000), 640, 32, (32, 640), id="a sliver: at least one stride"),
+]
+
+
+@pytest.mark.parametrize("frame_hw, long_side, stride, expected", FRAME_SHAPED_CASES)
+def test_frame_shaped_input(frame_hw, long_side, stride, expected):
+    assert frame_shaped_input(frame_hw, long_side, stride) == expected
+
+
+@pytest.mark.parametrize("frame_hw", [(576, 768), (720, 1280), (1080, 1920), (240, 320), (1280, 720), (804, 1920), (481, 640)])
+def test_a_frame_shaped_input_pads_only_the_rounding(frame_hw):
+    """The frame fills the input but for fewer than 32 rows or columns, at the scale that puts its
+    long side at 640; boxes map back exactly."""
+    image = frame(*frame_hw)
+    canvas, box = letterbox(image, frame_shaped_input(frame_hw, 640, 32), centred=True)
+    assert box.scale == pytest.approx(640 / max(frame_hw))
+    padded_rows, padded_cols = (canvas[:, :, 0] == PAD_VALUE).all(axis=1).sum(), (canvas[:, :, 0] == PAD_VALUE).all(axis=0).sum()
+    assert padded_rows < 32 and padded_cols < 32
+    assert (box.pad_x, box.pad_y) == (padded_cols // 2, padded_rows // 2)

@@ -129,9 +129,11 @@ def _check(args: argparse.Namespace) -> int:
         clip = FileSource(camera.source, fps=1.0).open()
         frames = sum(1 for _ in clip.frames())
         width, height = clip.stats.size
+        input_hw = model.input_hw_for((height, width))
         print(
             f"camera {camera.id}: {camera.source} {width}x{height} @ {clip.nominal_fps:.1f} fps, "
             f"{clip.duration_s or 0:.1f} s, decodes ({frames} frames at 1 fps)"
+            + (f", model input {input_hw[1]}x{input_hw[0]}" if input_hw else "")
         )
     return 0
 

@@ -45,6 +45,17 @@ class ModelConfig(Strict):
     providers: tuple[str, ...] = Field(
         ("CPUExecutionProvider",), description="ONNX Runtime execution providers, in order of preference"
     )
+    imgsz: int = Field(
+        640,
+        ge=32,
+        le=4096,
+        multiple_of=32,
+        description="Long side of a dynamic-shape ONNX model's input, a multiple of 32 (fixed-size models keep theirs)",
+    )
+    fit_frame: bool = Field(
+        True,
+        description="A dynamic-shape ONNX model's input follows the frame's aspect ratio (1280x720 -> 640x384); false: a square imgsz",
+    )
 
 
 class DetectConfig(Strict):

@@ -19,6 +19,8 @@ def open_model(config: ModelConfig, min_score: float, nms_iou: float) -> Detecto
         threads=config.threads,
         providers=config.providers,
         names_file=config.names,
+        imgsz=config.imgsz,
+        fit_frame=config.fit_frame,
     )
 
 

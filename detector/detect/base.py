@@ -29,6 +29,10 @@ class Detector(ABC):
         several frames as one batch override this; by default they run one at a time."""
         return [self.detect(image) for image in images]
 
+    def input_hw_for(self, frame_hw: tuple[int, int]) -> tuple[int, int] | None:
+        """The model input (height, width) frames of `frame_hw` get; None where the backend does not say."""
+        return None
+
 
 def file_digest(path: Path) -> str:
     with open(path, "rb") as handle:

@@ -1,5 +1,6 @@
 """Fitting a frame into a model's input without distorting it, and mapping boxes back."""
 
+import math
 from dataclasses import dataclass
 
 import cv2
@@ -43,3 +44,16 @@ def letterbox(image: np.ndarray, size: tuple[int, int], centred: bool) -> tuple[
     else:  # resize straight into the canvas: no intermediate image, no border copy
         cv2.resize(image, (new_w, new_h), dst=window, interpolation=cv2.INTER_LINEAR)
     return canvas, Letterbox(scale=scale, pad_x=left, pad_y=top)
+
+
+def frame_shaped_input(frame_hw: tuple[int, int], long_side: int, stride: int) -> tuple[int, int]:
+    """The input (height, width) a dynamic-shape model gets for a frame of `frame_hw`: the long side
+    at `long_side`, the short side scaled alike and rounded up to a multiple of `stride`, so the
+    letterbox pads only that rounding (768x576 -> 640x480, 1280x720 -> 640x384, 320x240 -> 640x480).
+
+    Rounds as Ultralytics' LetterBox(auto=True) does (the scaled side rounded, then padded up to
+    the stride), so the input is the one Ultralytics would choose.
+    """
+    scale = long_side / max(frame_hw)
+    height, width = (max(stride, math.ceil(round(side * scale) / stride) * stride) for side in frame_hw)
+    return height, width
