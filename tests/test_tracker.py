@@ -220,7 +220,7 @@ def test_another_object_on_the_place_replaces_the_one_that_was_there(street, bet
 def test_stationary_object_behind_a_lorry_is_hidden_not_gone(street):
     parked = [(ts, [(CAR, SPOT, WHITE)]) for ts in range(6)]
     behind = [(ts, [(TRUCK, LORRY, RED)]) for ts in range(6, 26)]  # 20 s: longer than memory_s 10
-    back = [(26, [(CAR, SPOT, WHITE)])]
+    back = [(26, []), (27, [(CAR, SPOT, WHITE)])]  # the lorry gone, the van missed for a frame
     out = run_with_looks(street, parked + behind + back)
     hidden = out[20]  # t = 20: the lorry and, behind it, the van
     assert hidden.data["hidden"].tolist() == [False, True]

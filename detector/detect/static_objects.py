@@ -174,9 +174,10 @@ class StaticObjectDetector:
             self._window = cv2.createHanningWindow((width, height), cv2.CV_32F)
         # windowed copies: OpenCV 5.0's phaseCorrelate writes its window into the arrays it is given
         (dx, dy), response = cv2.phaseCorrelate(self._short * self._window, grey * self._window)
-        shift = np.float32([[1, 0, round(dx)], [0, 1, round(dy)]])
-        if response < REGISTER_RESPONSE or max(abs(round(dx)), abs(round(dy))) < REGISTER_PX:
+        dx, dy = round(dx), round(dy)
+        if response < REGISTER_RESPONSE or max(abs(dx), abs(dy)) < REGISTER_PX:
             return
+        shift = np.float32([[1, 0, dx], [0, 1, dy]])
 
         def moved(model: np.ndarray) -> np.ndarray:
             out = grey.copy()
@@ -236,8 +237,8 @@ class StaticObjectDetector:
     def _heal(self, blob: np.ndarray, x: int, y: int, gain: np.ndarray) -> None:
         """Learn the blob's area of the short-term model into the long-term one at once."""
         h, w = blob.shape
-        region = self._long[y : y + h, x : x + w]
-        region[blob] = (self._short / gain)[y : y + h, x : x + w][blob]
+        window = np.s_[y : y + h, x : x + w]
+        self._long[window][blob] = (self._short[window] / gain[window])[blob]
 
     def _was_there(self, grey: np.ndarray, box: tuple[int, int, int, int]) -> bool:
         """The blob's patch of the frame (its box and a margin) is found in a kept scene."""

@@ -34,7 +34,6 @@ def signatures(image: np.ndarray, xyxy: np.ndarray) -> np.ndarray:
     out = np.zeros((len(xyxy), SIZE), np.float32)
     if not len(xyxy):
         return out
-    height, width = image.shape[:2]
     sample = image[::8, ::8].astype(np.int16)
     monochrome = float(np.abs(np.diff(sample, axis=2)).mean()) * 2 < MONOCHROME
     for i, (x1, y1, x2, y2) in enumerate(np.asarray(xyxy, np.float32)):

@@ -142,11 +142,7 @@ class StationaryTracker:
         return Detections.merge([tracked, hidden]) if len(hidden) else tracked
 
     def _forget(self, ts: float) -> None:
-        self.tracks = [
-            t
-            for t in self.tracks
-            if ts - t.last_seen <= self.memory_s or (t.hidden_since is not None and ts - t.hidden_since <= OCCLUSION_MAX_S)
-        ]
+        self.tracks = [t for t in self.tracks if ts - t.last_seen <= self.memory_s]
         self._former = [p for p in self._former if p.until >= ts]
 
     def _match(self, detections: Detections, looks: np.ndarray | None) -> dict[int, Track]:
@@ -244,16 +240,19 @@ class StationaryTracker:
     def _hidden(self, detections: Detections, seen: set[int], ts: float) -> Detections:
         """Stationary objects not seen now whose place is mostly under one of this frame's boxes."""
         hidden = []
-        for track in self.tracks:
-            if track.id in seen or not track.stationary or not len(detections):
+        for track in self.tracks if len(detections) else ():
+            if track.id in seen or not track.stationary:
                 continue
-            cover = box_containment(track.settled_box[None], detections.xyxy)[0]
-            if cover.max() < OCCLUDER_COVER:
+            if box_containment(track.settled_box[None], detections.xyxy)[0].max() < OCCLUDER_COVER:
                 track.hidden_since = None
                 continue
             if track.hidden_since is None:
                 track.hidden_since = ts
-            track.hits_since_settle += 1  # present, as far as anyone can tell
+            if ts - track.hidden_since > OCCLUSION_MAX_S:
+                continue
+            # present, as far as anyone can tell: its presence and memory count from now
+            track.last_seen = ts
+            track.hits_since_settle += 1
             hidden.append(track)
         if not hidden:
             return Detections.empty()
