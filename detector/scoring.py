@@ -179,6 +179,17 @@ def load_events(path: str | Path, *, strict: bool = False, warnings: list[str] |
     return alerts
 
 
+def load_alerts(path: str | Path, warnings: list[str]) -> list[Alert]:
+    """`load_events` for scoring: ValueError for a file none of whose lines is an alert (scored,
+    it would show every violation as missed); the lines skipped go to `warnings`."""
+    skipped: list[str] = []
+    alerts = load_events(path, warnings=skipped)
+    if skipped and not alerts:
+        raise ValueError(f"{path}: not an events file: none of its {len(skipped)} lines is a detector.alert/1 payload")
+    warnings.extend(skipped)
+    return alerts
+
+
 # ---------------------------------------------------------------------------------------------
 # Scoring
 

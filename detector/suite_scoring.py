@@ -28,7 +28,7 @@ from detector.scoring import (
     GroundTruthEvent,
     Match,
     Score,
-    load_events,
+    load_alerts,
     load_ground_truth,
     score,
 )
@@ -75,9 +75,8 @@ def score_clip(
     result = score(alerts, ground_truth, tolerance_s)
     limits = max_latency_s or {}
     late = tuple(m for m in result.matches if m.latency_s > limits.get(m.event.type, math.inf))
-    mine = [Alarm.from_alert(a) for a in alerts if ground_truth.camera in (None, a.camera)]
-    starts = [a for a, alert in zip(mine, alerts) if alert.event is AlertEvent.START]
-    ends = [a for a, alert in zip(mine, alerts) if alert.event is AlertEvent.END]
+    starts = [m.alarm for m in result.matches] + list(result.false_alarms)  # the camera's starts, as score() kept them
+    ends = [Alarm.from_alert(a) for a in alerts if a.event is AlertEvent.END]  # matched to starts by id
     restarted = tuple(e for e in ground_truth.events if _ended_and_restarted(e, starts, ends, tolerance_s))
     return ClipScore(clip, ground_truth, result, late, restarted)
 
@@ -109,12 +108,7 @@ def load_suite(
         truth_path = Path(ground_truth_dir) / f"{clip}.gt.yaml"
         if not truth_path.is_file():
             raise ValueError(f"{truth_path}: no ground truth for {events_path}")
-        skipped: list[str] = []
-        alerts = load_events(events_path, warnings=skipped)
-        if skipped and not alerts:  # scored, it would show every violation as missed
-            raise ValueError(f"{events_path}: not an events file: none of its {len(skipped)} lines is a detector.alert/1 payload")
-        if warnings is not None:
-            warnings.extend(skipped)
+        alerts = load_alerts(events_path, [] if warnings is None else warnings)
         truth = load_ground_truth(truth_path)
         results.append(score_clip(clip, alerts, truth, tolerance_s=tolerance_s, max_latency_s=max_latency_s))
     return results

@@ -7,6 +7,8 @@ import os
 import random
 import re
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -50,6 +52,20 @@ def pull(source: FrameSource, seconds: float, until=None) -> list:
 
 def events(caplog, name: str) -> list[logging.LogRecord]:
     return [r for r in caplog.records if getattr(r, "kv", {}).get("event") == name]
+
+
+@contextmanager
+def served(clip: Path, fps: float, **options) -> Iterator[FrameSource]:
+    """A live source named cam on a fresh server playing `clip`; both closed after."""
+    server = RtspServer(clip).start()
+    try:
+        source = open_source(server.url, fps, live=True, name="cam", **options)
+        try:
+            yield source
+        finally:
+            source.close()
+    finally:
+        server.kill()
 
 
 @pytest.fixture
@@ -122,14 +138,9 @@ def test_decode_auto_decodes_keyframes_only_once_it_has_measured_a_short_enough_
 def test_decode_auto_decodes_every_frame_when_keyframes_are_too_far_apart(caplog):
     """GOP 10 s at detect fps 1: full decoding, said as soon as no keyframe came for 1.1 s."""
     caplog.set_level(logging.INFO, "detector.capture.rtsp_source")
-    server = RtspServer(vtest_clip(gop=100, seconds=12)).start()
-    source = open_source(server.url, 1.0, live=True, name="cam")
-    try:
+    with served(vtest_clip(gop=100, seconds=12), 1.0) as source:
         frames = pull(source, 10.0, until=lambda f: f.ts >= 3.0)
         stats = source.stats
-    finally:
-        source.close()
-        server.kill()
     assert [f.ts for f in frames] == pytest.approx([0, 1, 2, 3], abs=0.01) and stats.decoded >= 30  # every frame
     assert stats.decode.mode == "full" and stats.decode.gop_s is None
     assert re.fullmatch(rf"no keyframe for 1\.[12]\d* s > {re.escape(ALLOWED_AT_1_FPS)}", stats.decode.reason), stats.decode
@@ -141,17 +152,12 @@ def test_decode_auto_falls_back_to_full_when_the_gop_stretches_mid_stream(caplog
     only after 3 intervals, every frame again from the keyframe at 9 s; the 4 s without a frame
     between are cut out of stream time (timers pause), and the log says each change once."""
     caplog.set_level(logging.INFO, "detector.capture.rtsp_source")
-    server = RtspServer(vtest_clip(keyframes_s=(0, 1, 2, 3, 4, 5, 9), seconds=11)).start()
-    source = open_source(server.url, 1.0, live=True, name="cam")
-    try:
+    with served(vtest_clip(keyframes_s=(0, 1, 2, 3, 4, 5, 9), seconds=11), 1.0) as source:
         frames = pull(source, 15.0, until=lambda f: f.gap_before_s > 0)
         decoded_at_gap = source.stats.decoded
         frames += pull(source, 5.0, until=lambda f: f.ts >= frames[-1].ts + 1)
         decoded_after = source.stats.decoded - decoded_at_gap
         decode = source.stats.decode
-    finally:
-        source.close()
-        server.kill()
     *before, back, after = frames
     assert before[-1].ts >= 4.5  # keyframes only up to the one at 5 s
     assert back.gap_before_s == pytest.approx(4.0, abs=0.15) and back.ts == pytest.approx(before[-1].ts + 0.1, abs=0.01)
@@ -222,14 +228,9 @@ def test_garbage_in_the_video_stream_is_skipped_not_fatal():
     """Corrupt H.264 over RTSP: the decoder conceals or the packet is counted and skipped; frames
     keep coming on increasing stream time, and the source never reports an outage for it."""
     clip = garbled(vtest_clip(seconds=12), GENERATED / "vtest-garbled.mp4")
-    server = RtspServer(clip).start()
-    source = open_source(server.url, 2.0, live=True, name="cam", read_timeout_s=3.0, backoff=Backoff(0.2, 0.5))
-    try:
+    with served(clip, 2.0, read_timeout_s=3.0, backoff=Backoff(0.2, 0.5)) as source:
         frames = pull(source, 20.0, until=lambda f: f.ts >= 10.0)
         stats = source.stats
-    finally:
-        source.close()
-        server.kill()
     assert frames and frames[-1].ts >= 10.0, [f.ts for f in frames]
     assert all(b.ts > a.ts for a, b in zip(frames, frames[1:]))
     assert stats.reconnects == 0 and stats.last_error is None, stats

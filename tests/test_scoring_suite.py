@@ -46,6 +46,12 @@ CLIPS = {
         LIMITS,
         (0, 0, 0, True),
     ),
+    "another camera's alert first": (
+        [alert("start", 20, id="b", camera="other"), alert("start", 25), alert("update", 40)],
+        None,
+        LIMITS,
+        (0, 0, 0, True),
+    ),
     "missed": ([], None, LIMITS, (0, 0, 0, False)),
 }
 

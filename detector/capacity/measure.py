@@ -25,7 +25,7 @@ import av
 from detector.capture import FileSource, Frame, Sampler
 from detector.capture.frames import decode_packets
 from detector.capture.keyframes import MEASURING, DecodeChoice, KeyframeWatch
-from detector.capture.rtsp_source import describe
+from detector.capture.rtsp_source import describe, packet_seconds
 from detector.config import AppConfig, CameraConfig
 from detector.config.schema import ModelConfig
 from detector.detect import Detector, open_model
@@ -112,10 +112,9 @@ def auto_decode(sample: Sample, fps: float) -> DecodeChoice:
         stream = container.streams.video[0]
         first = None
         for packet in container.demux(stream):
-            t = packet.pts if packet.pts is not None else packet.dts
-            if t is None:
+            seconds = packet_seconds(packet)
+            if seconds is None:
                 continue
-            seconds = float(t * packet.time_base)
             first = seconds if first is None else first
             if seconds - first >= sample.stream_s:
                 break

@@ -59,7 +59,7 @@ class _Closed(Exception):
     pass
 
 
-def _seconds(packet: av.Packet) -> float | None:
+def packet_seconds(packet: av.Packet) -> float | None:
     """A packet's presentation time (decode time when it has none) in seconds."""
     t = packet.pts if packet.pts is not None else packet.dts
     return float(t * packet.time_base) if t is not None and packet.time_base is not None else None
@@ -184,7 +184,7 @@ class LiveSource(FrameSource):
         self._decoding(watch.choice, stream)
 
         def on_packet(packet: av.Packet) -> None:
-            if watch.packet(packet.is_keyframe, _seconds(packet)):
+            if watch.packet(packet.is_keyframe, packet_seconds(packet)):
                 self._decoding(watch.choice, stream)
 
         self._resume_gap = None if self._last_frame_mono is None else 0.0

@@ -23,7 +23,7 @@ import cv2
 import numpy as np
 
 from detector import __version__
-from detector.capture import FileSource, open_source
+from detector.capture import FileSource
 from detector.config.schema import DetectConfig
 from detector.detect.base import Detector, file_digest
 from detector.detect.onnx_backend import OnnxDetector
@@ -110,9 +110,8 @@ def spread_frames(source: Path, count: int) -> list[np.ndarray]:
             raise SourceError(f"{source}: no images ({', '.join(IMAGE_SUFFIXES)}) in this folder")
         taken = min(count, len(images))
         return [_read_image(images[int((k + 0.5) * len(images) / taken)]) for k in range(taken)]
-    with FileSource(source, fps=1.0) as probe:  # opened only for its length
-        duration_s = probe.duration_s or count
-    with open_source(source, fps=count / duration_s) as clip:
+    with FileSource(source, fps=1.0) as clip:
+        clip.fps = count / (clip.duration_s or count)  # known once opened: `count` samples over its length
         return [frame.image for _, frame in zip(range(count), clip.frames())]
 
 
