@@ -167,7 +167,7 @@ def _serve(port: int, clip: str, mount: str, user: str | None, password: str | N
     server.set_service(str(port))
     factory = GstRtspServer.RTSPMediaFactory()
     factory.set_launch(f'( filesrc location="{clip}" ! qtdemux ! h264parse ! rtph264pay name=pay0 pt=96 config-interval=1 )')
-    factory.set_shared(True)
+    factory.set_shared(False)  # a pipeline per client: shared media raced its first prepare when clients connected at once
     if user:
         auth = GstRtspServer.RTSPAuth()
         token = GstRtspServer.RTSPToken()
