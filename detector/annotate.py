@@ -4,6 +4,10 @@ zone dwell timers and banners for alert events. H.264 through PyAV (plays in bro
 While the camera's view is paused (moved or blocked, detector/view.py) a banner says why and
 since when, and the zones are drawn grey and dashed: the camera does not see them, nothing is
 detected and their timers stand still.
+
+The regions the model ran on (detector/detect/focus.py) are drawn thin and cyan, those motion
+gating skipped grey and dashed, with the frame's motion share; a track carried where the model did
+not look is labelled `carried`.
 """
 
 from collections.abc import Iterator
@@ -54,6 +58,7 @@ class Annotator:
         paused = result.view.paused
         self._draw_zones(image, result.rules, ts, width, height, paused)
         if not paused:  # paused: nothing detected, and the held rules' masks are of the last judged frame
+            self._draw_regions(image, result)
             self._draw_tracks(image, result, ts)
         for alert in result.alerts:
             self._banners.append((ts, f"{alert.event.upper()} {alert.type} in {alert.zone} ({ts:.1f}s)"))
@@ -83,6 +88,21 @@ class Annotator:
             label = f"{zone} {'paused ' if paused else ''}" + " ".join(parts)
             draw.zone(image, polygon_px, label, draw.GREY if paused else STATE_COLOUR[worst], dashed=paused)
 
+    @staticmethod
+    def _draw_regions(image: np.ndarray, result: FrameResult) -> None:
+        """The regions of the plan (none drawn when the one region is the whole frame and ran)."""
+        look = result.look
+        if len(look.regions) == 1 and look.regions[0].is_whole(image.shape[:2]) and all(look.looked):
+            return
+        motion = "" if look.motion is None else f" motion {look.motion:.0%}"
+        for region, ran in zip(look.regions, look.looked):
+            if ran:
+                draw.box(image, region.xyxy, "looked" + motion, draw.CYAN, 1)
+            else:
+                x1, y1, x2, y2 = region.x1, region.y1, region.x2, region.y2
+                outline = np.array([[x1, y1], [x2, y1], [x2, y2], [x1, y2]], np.float32)
+                draw.zone(image, outline, "skipped: no motion" + motion, draw.GREY, dashed=True)
+
     def _draw_tracks(self, image: np.ndarray, result: FrameResult, ts: float) -> None:
         tracks = result.tracks
         candidates = np.zeros(len(tracks), bool)
@@ -92,9 +112,9 @@ class Annotator:
             label = result.labels[int(tracks.class_id[i])]
             still = ts - float(tracks.data["settled_since"][i])
             colour = draw.RED if candidates[i] else (draw.AMBER if tracks.data["stationary"][i] else draw.WHITE)
-            draw.box(
-                image, tracks.xyxy[i], f"#{tracks.tracker_id[i]} {label} {tracks.confidence[i]:.2f} still {still:.0f}s", colour, 1
-            )
+            carried = " carried" if "carried" in tracks.data and tracks.data["carried"][i] else ""
+            text = f"#{tracks.tracker_id[i]} {label} {tracks.confidence[i]:.2f} still {still:.0f}s{carried}"
+            draw.box(image, tracks.xyxy[i], text, colour, 1)
 
     def _encode(self, image: np.ndarray, ts: float) -> None:
         if self._stream is None:

@@ -82,8 +82,8 @@ class InferenceSlots:
 
 
 class GatedDetector:
-    """A Detector whose `detect` and `detect_batch` hold one inference slot per call; everything
-    else passes through."""
+    """A Detector whose `detect`, `detect_batch` and `detect_regions` hold one inference slot per
+    call; everything else passes through."""
 
     def __init__(self, detector, slots: InferenceSlots) -> None:
         self._detector = detector
@@ -96,6 +96,10 @@ class GatedDetector:
     def detect_batch(self, images):
         with self.slots:
             return self._detector.detect_batch(images)
+
+    def detect_regions(self, image, regions):
+        with self.slots:
+            return self._detector.detect_regions(image, regions)
 
     def __getattr__(self, name: str):
         return getattr(self._detector, name)

@@ -31,6 +31,7 @@ from enum import StrEnum
 import cv2
 import numpy as np
 
+from detector.capture.thumbnail import thumbnail
 from detector.config.schema import ViewConfig
 
 WORK_WIDTH = 160  # enough for a shift of a few % of the width and for the blur measure; cheap
@@ -157,9 +158,12 @@ class ViewMonitor:
 
 
 def _small_grey(image: np.ndarray) -> np.ndarray:
-    scale = WORK_WIDTH / image.shape[1]
-    small = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
-    return cv2.cvtColor(small, cv2.COLOR_BGR2GRAY).astype(np.float32)
+    """The frame's shared thumbnail (detector/capture/thumbnail.py) halved again, grey."""
+    small = thumbnail(image)
+    height = max(1, round(small.shape[0] * WORK_WIDTH / small.shape[1]))
+    return cv2.cvtColor(cv2.resize(small, (WORK_WIDTH, height), interpolation=cv2.INTER_AREA), cv2.COLOR_BGR2GRAY).astype(
+        np.float32
+    )
 
 
 def _sharpness(grey: np.ndarray) -> float:

@@ -1,4 +1,4 @@
-"""One camera's pipeline: frame -> view -> model -> static objects -> tracker -> rules -> alerts -> sinks.
+"""One camera's pipeline: frame -> view -> focus + model -> static objects -> tracker -> rules -> alerts -> sinks.
 
 `CameraPipeline.build` is the one place a pipeline is assembled (replay, run, explain, tune and
 the detections cache all use it). `process(frame)` returns a frozen `FrameResult`: the frame's
@@ -10,10 +10,13 @@ model does not run, the tracker and rules are not fed, and the JudgedClock cuts 
 of their time, so no timer passes and no alert starts or ends against zones the camera no longer
 sees; when the view comes back the static-object backgrounds are learnt afresh. With
 `view.resume: operator` it comes back only when an operator confirms (`confirm_view`).
+
+The model runs where the focus says (detector/detect/focus.py): on crops over the zones, and only
+on those where something moved or whose re-check is due; the tracker carries the objects of the
+crops it did not look at.
 """
 
 import logging
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -22,6 +25,7 @@ from detector.alerts import Alert, AlertFactory, EvidenceWriter, OpenAlert, Open
 from detector.capture import Frame
 from detector.config import AppConfig, CameraConfig, config_digest
 from detector.detect import Detector, open_model
+from detector.detect.focus import Focus, Look
 from detector.detect.static_objects import StaticObjectDetector
 from detector.detections import Detections
 from detector.rules.debounce import Candidate
@@ -44,8 +48,12 @@ class FrameResult:
     alerts: tuple[Alert, ...]
     rules: tuple[RuleSnapshot, ...]
     open_alerts: dict[tuple[str, str], str]  # (zone, type) -> id of the alert open after this frame
-    inference_ms: float = 0.0
+    look: Look = Look(Detections.empty())  # where the model looked (regions, which ran) and its ms
     view: ViewState = OK_FROM_START  # paused (not ok): tracks are empty and the rules as last judged
+
+    @property
+    def inference_ms(self) -> float:
+        return self.look.inference_ms
 
     def zone_states(self) -> dict[str, dict[str, dict]]:
         """{zone: {violation type: {"state": idle | pending | active, "alert_id": id or None}}}."""
@@ -107,6 +115,7 @@ class CameraPipeline:
             else None
         )
         self.static_objects = self._new_static_objects()
+        self.focus = Focus(config, camera, detector)
         self.view_monitor = ViewMonitor(view) if (view := camera.view_settings(config.view)).enabled else None
         self.view = OK_FROM_START
         self.judged = JudgedClock()
@@ -141,9 +150,8 @@ class CameraPipeline:
     def process(self, frame: Frame) -> FrameResult:
         self.watch(frame)
         if self.view.paused:
-            return self.track_and_judge(Detections.empty(), frame)
-        detections, inference_ms = self.detect(frame)
-        return self.track_and_judge(detections, frame, inference_ms)
+            return self.track_and_judge(Look(Detections.empty()), frame)
+        return self.track_and_judge(self.detect(frame), frame)
 
     def watch(self, frame: Frame) -> ViewState:
         """Stage 0: is the view still the one the zones were drawn on? Logs each change; a view
@@ -170,6 +178,7 @@ class CameraPipeline:
                     extra={"kv": {"event": "view_restored", "since_s": round(view.since_s, 1)}},
                 )
                 self.static_objects = self._new_static_objects()
+                self.focus.reset()
         elif view.back and not self.view.back:
             log.warning(
                 "camera %s: the view matches its reference again at %.1f s; paused until an operator confirms"
@@ -205,23 +214,23 @@ class CameraPipeline:
         )
         return resumed
 
-    def detect(self, frame: Frame) -> tuple[Detections, float]:
-        """Stage 1, the expensive one: model detections plus static new objects (with each box's
-        appearance signature), and the model's ms.
+    def detect(self, frame: Frame) -> Look:
+        """Stage 1, the expensive one: model detections where the focus looks plus static new
+        objects (with each box's appearance signature), and the model's ms.
 
-        Its output depends only on the frames, the model and its threshold, so `detector tune`
-        caches it (detector/operator/cache.py) and replays only stage 2 per combination.
+        Its output depends only on the frames, the model, its threshold and the focus settings,
+        so `detector tune` caches it (detector/operator/cache.py) and replays only stage 2 per
+        combination.
         """
-        started = time.perf_counter()
-        detections = self.detector.detect(frame.image)
-        inference_ms = (time.perf_counter() - started) * 1000
-        if self.static_objects is not None:
-            found = self.static_objects.update(frame.image, frame.ts, detections)
+        look = self.focus.look(frame.image, frame.ts)
+        detections = look.detections
+        if self.static_objects is not None:  # what the model saw, here or where it did not look now, is no new object
+            found = self.static_objects.update(frame.image, frame.ts, Detections.merge([detections, look.remembered]))
             detections = Detections.merge([detections, found])
         # each box's look, for the tracker to tell another object on the same place
-        return detections.with_data(appearance=signatures(frame.image, detections.xyxy)), inference_ms
+        return replace(look, detections=detections.with_data(appearance=signatures(frame.image, detections.xyxy)))
 
-    def track_and_judge(self, detections: Detections, frame: Frame, inference_ms: float = 0.0) -> FrameResult:
+    def track_and_judge(self, look: Look, frame: Frame) -> FrameResult:
         """Stage 2: tracker -> rules -> debouncers -> alerts to the sinks. Cheap; stateful.
 
         They run on judged time (stream time with the paused views cut out); what they return is
@@ -230,8 +239,8 @@ class CameraPipeline:
         judged_ts = self.judged.advance(frame.ts, self.view.paused)
         if judged_ts is None:
             held = self._last_rules  # as last judged: the states stand still while paused
-            return FrameResult(frame, Detections.empty(), self.roles.labels, (), held, self.alerts.open.ids(), view=self.view)
-        tracks = self.tracker.update(detections, judged_ts)
+            return FrameResult(frame, Detections.empty(), self.roles.labels, (), held, self.alerts.open.ids(), look, self.view)
+        tracks = self.tracker.update(look.detections, judged_ts, look.coverage)
         height, width = frame.image.shape[:2]
         judgement = self.engine.update(tracks, judged_ts, self.alerts.wall_of(frame.ts), width, height)
         tracks, judgement = self._on_stream_time(tracks, judgement)
@@ -244,7 +253,7 @@ class CameraPipeline:
             alerts.append(alert)
         self.alerts.open.save()  # after the sinks: the outbox holds every event the file counts
         return FrameResult(
-            frame, tracks, self.roles.labels, tuple(alerts), judgement.rules, self.alerts.open.ids(), inference_ms, self.view
+            frame, tracks, self.roles.labels, tuple(alerts), judgement.rules, self.alerts.open.ids(), look, self.view
         )
 
     def _on_stream_time(self, tracks: Detections, judgement: Judgement) -> tuple[Detections, Judgement]:

@@ -9,8 +9,15 @@
 3. The inference budget: 4 processes x 1 thread running the model flat out, with and without
    the cross-process slots (max_concurrent = cores), in inferences per second.
 
+4. `--levers N`: only a check of N cameras with every capacity lever (issue 11): configs/demo.yaml's
+   zones and rules, `--model` (give the INT8 of models/yolov8n_dynamic.onnx), decode: auto,
+   regions and motion gating as defaulted, 1 detection/s, one `detector run` for `--seconds`:
+   per camera its frames out per second, frame age and dropped frames, and the box's busy share
+   (/proc/stat: every process, the RTSP server serving N streams included).
+
 Needs the gst-rtsp-server packages (scripts/test.sh installs them).
     .venv/bin/python scripts/bench_cameras.py [--model models/yolov8n.onnx] [--window 6] [--windows 3]
+    .venv/bin/python scripts/bench_cameras.py --levers 30 --model MODEL_int8.onnx [--seconds 60]
 """
 
 import argparse
@@ -83,6 +90,30 @@ def one_camera(config: Path, warmup: float, window: float, windows: int) -> tupl
         proc.wait(30)
 
 
+def busy_ticks() -> tuple[int, int]:
+    """(busy, total) jiffies of the whole machine since boot (/proc/stat)."""
+    values = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    idle = values[3] + values[4]  # idle + iowait
+    return sum(values) - idle, sum(values)
+
+
+def levers_config(folder: Path, model: Path, url: str, cameras: int) -> Path:
+    """N cameras on `url` with the demo's zones and rules, 1 detection/s, every lever as defaulted."""
+    demo = yaml.safe_load((ROOT / "configs" / "demo.yaml").read_text())
+    config = {
+        **demo,
+        "model": {"path": str(model), "threads": 1},
+        "detect": {**demo["detect"], "fps": 1},
+        "storage_dir": str(folder / "store-levers"),
+        "cameras": [
+            {"id": f"cam{i}", "source": url, "decode": "auto", "zones": demo["cameras"][0]["zones"]} for i in range(cameras)
+        ],
+    }
+    path = folder / f"levers-{cameras}.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
 def many_cameras(config: Path, count: int, seconds: float) -> list[dict]:
     proc = subprocess.Popen(
         [sys.executable, "-m", "detector", "run", str(config)], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
@@ -97,8 +128,11 @@ def many_cameras(config: Path, count: int, seconds: float) -> list[dict]:
             time.sleep(1)
         time.sleep(5)
         before = {i: json.loads((store / f"cam{i}.json").read_text()) for i in range(count)}
+        ticks = busy_ticks()
         time.sleep(seconds)
+        busy = busy_ticks()
         after = {i: json.loads((store / f"cam{i}.json").read_text()) for i in range(count)}
+        print(f"box busy {(busy[0] - ticks[0]) / (busy[1] - ticks[1]):.0%} over {seconds:g} s", flush=True)
         return [
             {
                 "fps_out": (after[i]["frames_out"] - before[i]["frames_out"])
@@ -106,6 +140,7 @@ def many_cameras(config: Path, count: int, seconds: float) -> list[dict]:
                 "frame_age_s": after[i]["frame_age_s"],
                 "dropped": after[i]["dropped_frames"] - before[i]["dropped_frames"],
                 "inference_wait_ms": after[i]["inference_wait_ms"],
+                "decode": (after[i].get("decode") or {}).get("mode"),
             }
             for i in range(count)
         ]
@@ -164,6 +199,8 @@ def main() -> int:
     parser.add_argument("--windows", type=int, default=3, help="windows per figure (the median is printed)")
     parser.add_argument("--skip-check", action="store_true", help="do not run the derived number of cameras")
     parser.add_argument("--check-keyframes", action="store_true", help="also run the keyframe-only number (many processes)")
+    parser.add_argument("--levers", type=int, help="only check this many cameras with every capacity lever (issue 11)")
+    parser.add_argument("--seconds", type=float, default=60.0, help="length of the --levers check")
     args = parser.parse_args()
     cores = usable_cores()
     work = Path(tempfile.mkdtemp(prefix="bench-cameras-"))
@@ -177,6 +214,11 @@ def main() -> int:
     )
     server = RtspServer(clip).start()
     print(f"model {args.model.name}, {cores} usable cores, stream 1280x720 @ 25 fps H.264 (GOP 1 s) over RTSP/TCP")
+    if args.levers:
+        try:
+            return check_levers(work, args.model, server.url, args.levers, args.seconds)
+        finally:
+            server.kill()
     try:
         print(f"\nCPU per camera (cores; median of {args.windows} x {args.window:.0f} s)   frames out/s")
         print(f"{'detect fps':>10} {'full decode':>12} {'keyframes only':>15}   {'full':>5} {'keys':>5}")
@@ -220,6 +262,19 @@ def main() -> int:
     finally:
         server.kill()
     return 0
+
+
+def check_levers(work: Path, model: Path, url: str, count: int, seconds: float) -> int:
+    stats = many_cameras(levers_config(work, model, url, count), count, seconds)
+    fps = [s["fps_out"] for s in stats]
+    ages = [s["frame_age_s"] or 0 for s in stats]
+    dropped = sum(s["dropped"] for s in stats)
+    print(
+        f"{count} cameras, demo zones, 1 detection/s, {seconds:g} s: fps out min {min(fps):.2f} mean {statistics.mean(fps):.2f} "
+        f"max {max(fps):.2f}; frame age max {max(ages):.2f} s; dropped frames {dropped}; "
+        f"decode {sorted({str(s['decode']) for s in stats})}; inference wait max {max(s['inference_wait_ms'] or 0 for s in stats):.0f} ms"
+    )
+    return 0 if min(fps) >= 0.95 and max(ages) < 1.0 and dropped == 0 else 1
 
 
 if __name__ == "__main__":

@@ -6,12 +6,17 @@ cached under sample_videos/generated/rtsp/), and (b) vtest.avi itself (768x576, 
 with a keyframe every 25 s). On each, at detect fps 1:
 
     ours, today's default   configs/demo.yaml's camera (its zones and rules, static objects and
-                            all) with models/yolov8n.onnx (a 640x640 letterbox), decode: full
+                            all) with models/yolov8n.onnx (a 640x640 letterbox), decode: full,
+                            regions and motion gating off: the pipeline before issue 11
     ours + keyframes        decode: auto (keyframes only where the clip's keyframe interval allows
                             1 detection/s: the 720p clip's does, vtest's does not)
     ours + INT8             `detector quantize models/yolov8n.onnx --calib vtest.avi` (cached in --work)
     ours + dynamic shape    models/yolov8n_dynamic.onnx (its input shaped by the backend)
-    ours, all levers        decode: auto with the INT8 quantisation of the dynamic-shape model
+    ours + regions          the dynamic-shape model on regions over the zones
+    ours + motion gating    the default model, its whole frame run only on motion or re-check
+    ours, new defaults      what a user now gets without tuning: the dynamic-shape model, decode:
+                            auto, regions and motion gating
+    ours, all levers        the new defaults with the INT8 quantisation of the dynamic-shape model
     Ultralytics .pt         YOLO('models/yolov8n.pt').track(source=clip, stream=True, vid_stride=clip fps)
     Ultralytics ONNX        the same with YOLO('models/yolov8n.onnx', task='detect')
 
@@ -31,7 +36,7 @@ best in a venv of their own: docs/edge.md); where ultralytics does not import th
 skipped with a message. It runs offline: YOLO_OFFLINE=1 and its settings under --work.
 
     .venv/bin/python scripts/bench_pipeline.py [--ultralytics-python /tmp/ulvenv/bin/python]
-        [--repeats 3] [--warmup 4] [--window 12] [--work /tmp/bench_pipeline]
+        [--repeats 3] [--warmup 4] [--window 12] [--work /tmp/bench_pipeline] [--only NAME...] [--clip 720p|vtest]
 """
 
 import argparse
@@ -62,12 +67,15 @@ RESULT = "bench_pipeline result: "  # the child's figures, one JSON line after w
 
 @dataclass(frozen=True)
 class Setup:
-    """One configuration: which side runs it, with which model, decoding how (ours only)."""
+    """One configuration: which side runs it, with which model, decoding how, with regions and
+    motion gating or not (ours only)."""
 
     name: str
     side: str  # ours | ultralytics
     model: Path
     decode: str = "full"
+    regions: bool = False
+    motion: bool = False
 
 
 # --- child side: runs under either interpreter, so it imports its side's packages only ---
@@ -112,6 +120,7 @@ def run_ours(spec: dict) -> dict:
     raw["model"]["path"] = spec["model"]
     raw["detect"]["fps"] = DETECT_FPS
     raw["cameras"][0].update(source=spec["clip"], decode=spec["decode"])
+    raw["regions"], raw["motion"] = {"enabled": spec["regions"]}, {"enabled": spec["motion"]}
     config = load_config(DEMO_CONFIG, text=yaml.safe_dump(raw))
     camera = config.cameras[0]
     pipeline = CameraPipeline.build(config, camera, wall_of=lambda ts: datetime.now(UTC))
@@ -225,6 +234,8 @@ def run_child(setup: Setup, clip: Path, args: argparse.Namespace, env: dict[str,
         "side": setup.side,
         "model": str(setup.model),
         "decode": setup.decode,
+        "regions": setup.regions,
+        "motion": setup.motion,
         "clip": str(clip),
         "warmup_s": args.warmup,
         "window_s": args.window,
@@ -279,7 +290,10 @@ def setups(work: Path, with_ultralytics: bool) -> list[Setup]:
         Setup("ours + keyframes (decode: auto)", "ours", MODEL, "auto"),
         Setup("ours + INT8", "ours", int8_model(MODEL, work)),
         Setup("ours + dynamic shape", "ours", DYNAMIC_MODEL),
-        Setup("ours, all levers", "ours", int8_model(DYNAMIC_MODEL, work), "auto"),
+        Setup("ours + regions", "ours", DYNAMIC_MODEL, regions=True),
+        Setup("ours + motion gating", "ours", MODEL, motion=True),
+        Setup("ours, new defaults", "ours", DYNAMIC_MODEL, "auto", regions=True, motion=True),
+        Setup("ours, all levers", "ours", int8_model(DYNAMIC_MODEL, work), "auto", regions=True, motion=True),
     ]
     theirs = [Setup(ULTRALYTICS_PT, "ultralytics", PT_MODEL), Setup("Ultralytics ONNX", "ultralytics", MODEL)]
     return ours + (theirs if with_ultralytics else [])
@@ -296,7 +310,10 @@ def bench(args: argparse.Namespace) -> int:
     if missing:
         raise BenchError(f"missing {', '.join(missing)} (scripts/fetch_assets.py fetches models and clips)")
     clips = {"720p25 H.264, keyframe every 1 s (vtest upscaled)": prepare_clip(), "vtest.avi (768x576, 10 fps, MPEG-4)": VTEST}
+    clips = {label: clip for label, clip in clips.items() if not args.clip or any(c in label for c in args.clip)}
     configurations = setups(args.work, with_ultralytics=why_not is None)
+    if args.only:  # the first (our default) stays: the ratios are taken to it
+        configurations = configurations[:1] + [c for c in configurations[1:] if any(o in c.name for o in args.only)]
     print(f"machine: {machine()}; load average before: {load()}", flush=True)
     runs: dict[str, dict[str, list[dict]]] = {clip: {} for clip in clips}
     started = time.monotonic()
@@ -321,6 +338,10 @@ def main() -> int:
     parser.add_argument("--repeats", type=int, default=3, help="runs per configuration and clip (medians printed)")
     parser.add_argument("--warmup", type=float, default=4.0, help="stream seconds before the measured window")
     parser.add_argument("--window", type=float, default=12.0, help="stream seconds measured per run")
+    parser.add_argument(
+        "--only", nargs="+", help="run only the configurations whose names contain one of these (and the default)"
+    )
+    parser.add_argument("--clip", nargs="+", help="run only the clips whose labels contain one of these (720p, vtest)")
     parser.add_argument("--work", type=Path, default=Path("/tmp/bench_pipeline"), help="INT8 models, Ultralytics settings")
     parser.add_argument("--child", help=argparse.SUPPRESS)  # one run, in a child process: a JSON spec
     args = parser.parse_args()

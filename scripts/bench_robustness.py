@@ -6,7 +6,7 @@
 Replays the camera of configs/scenarios.yaml (a robustness-suite clip: real vtest footage with a
 nuisance) through its real pipeline and times, per sampled frame, interleaved on the same frames:
 
-  model       the detector's `detect` (preprocess, ONNX Runtime, decode, NMS): today's detect stage;
+  model       the focus's `look` (motion, regions, preprocess, ONNX Runtime, decode, NMS);
   view        the view monitor (moved / blocked view, detector/view.py);
   static      the static-new-object detector (relighting, registration, snapshots, blobs);
   looks       the appearance signatures of every box (detector/track/appearance.py);
@@ -21,6 +21,7 @@ import argparse
 import statistics
 import sys
 import time
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -49,12 +50,13 @@ def one_pass(config, camera) -> dict[str, list[float]]:
 
     for frame in open_source(camera.source, config.detect.fps).frames():
         timed("view", pipeline.watch, frame)
-        detections = timed("model", pipeline.detector.detect, frame.image)
+        look = timed("model", pipeline.focus.look, frame.image, frame.ts)
+        detections = look.detections
         if pipeline.static_objects is not None:
             found = timed("static", pipeline.static_objects.update, frame.image, frame.ts, detections)
             detections = Detections.merge([detections, found])
         looks = timed("looks", signatures, frame.image, detections.xyxy)
-        timed("judge", pipeline.track_and_judge, detections.with_data(appearance=looks), frame)
+        timed("judge", pipeline.track_and_judge, replace(look, detections=detections.with_data(appearance=looks)), frame)
     return times
 
 

@@ -41,15 +41,16 @@ def test_why_the_alert_fired(config, cache_dir):
     assert lines[1] == "  before 5 s: idle"
     text = "\n".join(lines)
     # the van enters the zone moving, settles at 10.0 s, is stationary 3 s later, and 20 s after settling the alert starts
-    assert "#24 car score 0.61-0.83, moving (settled 10.0 s, still 2.0 < settle_s 3 s)" in text
+    assert "#17 car score 0.55-0.68, moving (settled 10.0 s, still 2.5 < settle_s 3 s), seen in 4/5 frames" in text
     assert "  >> 13.0 s  idle -> pending: a candidate is stationary in the zone" in lines
     assert "  >> 30.0 s  pending -> active: a candidate stationary for dwell_s 20 s" in lines
-    assert "  >> 30.0 s  alert START (first seen 10.0 s, confidence 0.70)" in lines
+    assert "  >> 30.0 s  alert START (first seen 10.0 s, confidence 0.63)" in lines
     assert (
-        "pending, dwell 3.0->5.0/20 s (since 10.0 s): #24 car score 0.51-0.64, stationary since 10.0 s (still 5.0 s) -> candidate"
-        in text
+        "pending, dwell 3.0/20 s (since 10.0 s): #17 car score 0.47, stationary since 10.0 s (still 3.0 s) -> candidate" in text
     )
-    assert "outside the zone: #4 car, #5 truck" in text  # the van and car parked at the top right
+    # the arriving van (its box says car or truck) before it enters the zone; the van parked at the
+    # top right is in no region: the model does not look there (detector/detect/regions.py)
+    assert "idle: nothing of the type's classes in the zone | outside the zone: #17 car, #18 truck" in text
     assert lines[-1] == "  verdict: alert started at 30.0 s: a candidate stationary since 10.0 s reached dwell_s 20 s"
     assert len(lines) < 20  # 61 sampled frames condensed into runs
 
@@ -113,7 +114,7 @@ def test_cli(cache_dir, capsys):
     out = capsys.readouterr().out.splitlines()
     assert out[0].startswith("camera parking-stop, 28-30 s of stream, from cached detections (")
     assert out[0].endswith("parking-stop.mp4)")
-    assert "  >> 30.0 s  alert START (first seen 10.0 s, confidence 0.70)" in out
+    assert "  >> 30.0 s  alert START (first seen 10.0 s, confidence 0.63)" in out
 
 
 @pytest.mark.parametrize(

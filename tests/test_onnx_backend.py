@@ -228,17 +228,23 @@ def test_a_frame_shaped_input_finds_what_the_square_one_finds(clip, transform, i
 
 
 @pytest.mark.parametrize(
-    "model, model_input",
+    "model, model_input, regions",
     [
-        ("{path: models/yolov8n.onnx, threads: 1}", "640x640"),
-        ("{path: models/yolov8n_dynamic.onnx, imgsz: 320}", "320x256"),  # 240 rows rounded up to 256
+        ("{path: models/yolov8n.onnx, threads: 1}", "640x640", "regions: the whole frame"),  # a fixed input: no regions
+        (
+            "{path: models/yolov8n_dynamic.onnx, imgsz: 320}",
+            "320x256",  # 240 rows rounded up to 256
+            # the demo's two zones, padded, as windows of the whole frame's input (detector/detect/regions.py)
+            "regions: 2, 0.70 of the whole frame's input: 230x134 at (538,0) for van-no-parking, 768x383 at (0,58) for crossing",
+        ),
     ],
     ids=["fixed", "dynamic at imgsz 320"],
 )
-def test_check_prints_each_cameras_model_input(model, model_input, tmp_path):
+def test_check_prints_each_cameras_model_input(model, model_input, regions, tmp_path):
     demo = (ROOT / "configs/demo.yaml").read_text()
     config = tmp_path / "config.yaml"
-    config.write_text(demo.replace("{path: models/yolov8n.onnx, threads: 1}", model) + f"storage_dir: {tmp_path}\n")
+    config.write_text(demo.replace("{path: models/yolov8n_dynamic.onnx, threads: 1}", model) + f"storage_dir: {tmp_path}\n")
     result = subprocess.run([sys.executable, "-m", "detector", "check", str(config)], cwd=ROOT, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert f"vtest.avi 768x576 @ 10.0 fps, 79.5 s, decodes (80 frames at 1 fps), model input {model_input}\n" in result.stdout
+    assert f"\n  {regions}\n" in result.stdout

@@ -61,7 +61,7 @@ def test_report_lists_the_alert_with_its_snapshot(parking_stop_report):
     assert cells[1:4] == ["illegal_parking", "no-parking", "10.0"]  # type, zone, settled at 10.0 s
     assert cells[4].startswith("30.0<br><small>2024-05-06T08:00:30.000Z")  # start, stream and wall time
     assert cells[5] == "-"  # still open at the end of the clip
-    assert cells[6] == "0.70"
+    assert cells[6] == "0.63"
     assert "href='parking-stop.annotated.mp4'" in html and "<video controls" in html
     assert "href='events.jsonl'" in html
 

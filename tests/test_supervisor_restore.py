@@ -16,6 +16,7 @@ from detector.alerts import AlertFactory, OpenAlert, OpenAlerts, Provenance
 from detector.budget import GatedDetector, InferenceSlots, create_slots, max_concurrent
 from detector.config.schema import ViolationSettings, ViolationType
 from detector.detect import Detector
+from detector.detect.focus import Look
 from detector.detections import Detections
 from detector.rules.debounce import Candidate, Debouncer, State
 from detector.rules.engine import ZoneEvent
@@ -175,7 +176,7 @@ def test_restored_alert_shows_in_the_zone_state_with_its_id(tmp_path):
     )
     assert [a.id for a in pipeline.restore_open_alerts()] == ["a-restored-id"]
     assert [a["id"] for a in json.loads(path.read_text())["open"]] == ["a-restored-id"]
-    result = pipeline.track_and_judge(Detections.empty(), Frame(np.zeros((576, 768, 3), np.uint8), 0.0, 0))
+    result = pipeline.track_and_judge(Look(Detections.empty()), Frame(np.zeros((576, 768, 3), np.uint8), 0.0, 0))
     states = result.zone_states()
     assert states["van-no-parking"]["illegal_parking"] == {"state": "active", "alert_id": "a-restored-id"}
     assert states["crossing"]["street_vending"] == {"state": "idle", "alert_id": None}

@@ -5,6 +5,7 @@ import pytest
 
 from detector.detections import Detections
 from detector.track import StationaryTracker
+from detector.zones.geometry import Coverage
 
 CAR, PERSON, TRUCK = 2, 0, 7
 PARKED = [100, 100, 200, 160]
@@ -232,3 +233,50 @@ def test_passer_by_covering_little_hides_nothing(street):
     walker = [330, 280, 360, 380]  # a person in front of part of the van
     out = run_with_looks(street, [(ts, [(CAR, SPOT, WHITE)]) for ts in range(6)] + [(6, [(PERSON, walker, None)])])
     assert len(out[-1]) == 1 and not out[-1].data["hidden"].any()
+
+
+REGION = [50, 50, 300, 300]  # a region over PARKED
+SKIPPED = Coverage(np.zeros((0, 4), np.float32), np.array([REGION], np.float32))
+LOOKED = Coverage(np.array([REGION], np.float32), np.zeros((0, 4), np.float32))
+
+
+@pytest.mark.parametrize(
+    "frames, expected",
+    [
+        # seen, then not looked at: carried at its last box, still the same track, stationary once settle_s passed
+        (
+            [("seen", LOOKED)] * 2 + [("none", SKIPPED)] * 4,
+            [(1, False, False)] * 2 + [(1, True, False)] + [(1, True, True)] * 3,
+        ),
+        # looked at and not seen: missed, and then not carried where the model did not look either
+        ([("seen", LOOKED), ("none", LOOKED), ("none", SKIPPED)], [(1, False, False)]),
+        # not looked at for longer than its memory (10 s) would allow unseen: carried all along
+        ([("seen", LOOKED)] + [("none", SKIPPED)] * 14, [(1, False, False)] + [(1, True, False)] * 2 + [(1, True, True)] * 12),
+        # no coverage (gating off): an unseen object is simply not there
+        ([("seen", None), ("none", None)], [(1, False, False)]),
+    ],
+    ids=["carried", "missed-then-skipped", "carried-past-memory", "no-coverage"],
+)
+def test_not_looked_at_is_not_looked_at_and_not_seen(frames, expected):
+    """`carried` tracks (motion gating): rows are (id, carried, stationary) over all frames' rows."""
+    t = tracker()
+    rows = []
+    for ts, (what, coverage) in enumerate(frames):
+        d = t.update(dets((CAR, PARKED)) if what == "seen" else dets(), float(ts), coverage)
+        carried = d.data.get("carried", np.zeros(len(d), bool))
+        stationary = d.data.get("stationary", np.zeros(len(d), bool))
+        rows += [(int(i), bool(c), bool(s)) for i, c, s in zip(d.tracker_id, carried, stationary)]
+    assert rows[: len(expected)] == expected and len(rows) == len(expected)
+
+
+def test_a_carried_frame_counts_neither_for_nor_against_presence():
+    t = tracker()
+    for ts in range(4):
+        t.update(dets((CAR, PARKED)), float(ts), LOOKED)
+    (track,) = t.tracks
+    before = (track.hits_since_settle, track.frames_since_settle)
+    for ts in range(4, 8):
+        t.update(dets(), float(ts), SKIPPED)
+    assert (track.hits_since_settle, track.frames_since_settle) == before
+    t.update(dets(), 8.0, LOOKED)  # looked at and not seen: a frame without it
+    assert (track.hits_since_settle, track.frames_since_settle) == (before[0], before[1] + 1) and track.missed

@@ -87,7 +87,7 @@ def decode_cores(sample: Sample, keyframes: bool, fps: float) -> float:
     only (`skip_frame`), the frames the sampler keeps at `fps` converted to BGR."""
     with av.open(str(sample.clip)) as container:
         stream = container.streams.video[0]
-        stream.thread_type = "AUTO"
+        stream.codec_context.thread_count = 1  # as LiveSource decodes
         if keyframes:
             stream.codec_context.skip_frame = "NONKEY"
         sampler, first = Sampler(fps), None

@@ -107,6 +107,7 @@ def _check(args: argparse.Namespace) -> int:
 
     from detector.capture import FileSource
     from detector.config import check_files, load_config
+    from detector.detect.focus import Focus
     from detector.worker import open_configured_model, role_map
 
     config = load_config(args.config)
@@ -135,7 +136,20 @@ def _check(args: argparse.Namespace) -> int:
             f"{clip.duration_s or 0:.1f} s, decodes ({frames} frames at 1 fps)"
             + (f", model input {input_hw[1]}x{input_hw[0]}" if input_hw else "")
         )
+        print(f"  {_regions_text(Focus(config, camera, model).plan((height, width)), (height, width), model)}")
     return 0
+
+
+def _regions_text(regions: tuple, frame_hw: tuple[int, int], model) -> str:
+    """Where the model looks on this camera's frames (detector/detect/regions.py)."""
+    from detector.detect.regions import whole_frame
+
+    if len(regions) == 1 and regions[0].is_whole(frame_hw):
+        return "regions: the whole frame"
+    stride = model.shaped_input()[1]
+    share = sum(r.cost(stride) for r in regions) / whole_frame(frame_hw, model.shaped_input()[0]).cost(stride)
+    boxes = ", ".join(f"{r.x2 - r.x1}x{r.y2 - r.y1} at ({r.x1},{r.y1}) for {'+'.join(r.zones)}" for r in regions)
+    return f"regions: {len(regions)}, {share:.2f} of the whole frame's input: {boxes}"
 
 
 def _at_after_host(url: str) -> bool:

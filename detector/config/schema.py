@@ -41,7 +41,9 @@ Identifier = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", max_l
 class ModelConfig(Strict):
     path: Path = Field(description="ONNX file (Ultralytics or YOLOX layout) or Ultralytics .pt")
     names: Path | None = Field(None, description="Class names file (one per line) when the model has none")
-    threads: int = Field(1, ge=1, le=64, description="Intra-op threads of one inference")
+    threads: int = Field(
+        1, ge=1, le=64, description="Threads of one inference: ONNX Runtime's intra-op threads, and OpenCV's in that process"
+    )
     providers: tuple[str, ...] = Field(
         ("CPUExecutionProvider",), description="ONNX Runtime execution providers, in order of preference"
     )
@@ -89,6 +91,41 @@ class StaticObjectsConfig(Strict):
     threshold: int = Field(28, ge=1, le=255, description="Grey-level difference that counts as a change")
     min_area: float = Field(0.0004, gt=0, le=1, description="Smallest blob, as a fraction of the frame")
     max_area: float = Field(0.03, gt=0, le=1, description="Largest blob, as a fraction of the frame")
+
+
+class RegionsConfig(Strict):
+    """Where the model looks (detector/detect/regions.py): crops over the zones instead of the
+    whole frame, where they cost less; for dynamic-shape models (a fixed input sees the whole frame)."""
+
+    enabled: bool = Field(True, description="Run the model on crops over the zones when they cost less than the whole frame")
+    margin: float = Field(
+        0.1,
+        ge=0,
+        le=1,
+        description="Added around each zone's box, as a fraction of the frame height (objects reach out of zones)",
+    )
+    scale: Literal["frame", "native"] = Field(
+        "frame",
+        description="frame: crops at the whole frame's scale (the same detections, less compute); native: at up to 1:1 "
+        "pixels (model.imgsz long side), so small distant objects gain pixels, where that still costs less than the frame",
+    )
+
+
+class MotionConfig(Strict):
+    """Motion gating (detector/detect/motion.py): a region runs when motion touches it; one without
+    motion is re-checked every `recheck_s`; the objects in it are carried, not lost, meanwhile."""
+
+    enabled: bool = Field(True, description="Skip the model on regions where nothing moved since they were last looked at")
+    recheck_s: float = Field(
+        5.0,
+        gt=0,
+        description="A region without motion is looked at again after this long (at most half its zones' shortest grace_s, "
+        "so a departure the motion detector missed is still seen within grace)",
+    )
+    threshold: int = Field(20, ge=1, le=255, description="Grey-level change (after contrast stretching) that counts as motion")
+    min_area: float = Field(
+        0.0003, gt=0, le=1, description="Smallest changed blob that counts as motion, as a fraction of the frame"
+    )
 
 
 class ViewConfig(Strict):
@@ -389,6 +426,8 @@ class AppConfig(Strict):
         StaticObjectsConfig(), description="Class-agnostic detector of new static objects (stray_garbage)"
     )
     view: ViewConfig = Field(ViewConfig(), description="Moved or blocked view detection; pauses the violation timers")
+    regions: RegionsConfig = Field(RegionsConfig(), description="Crops over the zones instead of the whole frame (capacity)")
+    motion: MotionConfig = Field(MotionConfig(), description="Motion gating of the regions, with stationary re-checks (capacity)")
     violations: ViolationDefaults = Field(
         ViolationDefaults(), description="Alert timing and score per violation type; zones override it (docs/violations.md)"
     )

@@ -29,6 +29,20 @@ def letterbox(image: np.ndarray, size: tuple[int, int], centred: bool) -> tuple[
     top-left padding truncates the resized size as YOLOX's `preproc` does.
     """
     height, width = image.shape[:2]
+    box, (new_w, new_h) = fit(image.shape[:2], size, centred)
+    top, left = int(box.pad_y), int(box.pad_x)
+    canvas = np.full((size[0], size[1], 3), PAD_VALUE, np.uint8)
+    window = canvas[top : top + new_h, left : left + new_w]
+    if (new_w, new_h) == (width, height):
+        window[:] = image
+    else:  # resize straight into the canvas: no intermediate image, no border copy
+        cv2.resize(image, (new_w, new_h), dst=window, interpolation=cv2.INTER_LINEAR)
+    return canvas, box
+
+
+def fit(frame_hw: tuple[int, int], size: tuple[int, int], centred: bool) -> tuple[Letterbox, tuple[int, int]]:
+    """How `letterbox` fits a frame of `frame_hw` into `size`, and the resized frame's (width, height)."""
+    height, width = frame_hw
     scale = min(size[0] / height, size[1] / width)
     if centred:
         new_w, new_h = round(width * scale), round(height * scale)
@@ -37,13 +51,7 @@ def letterbox(image: np.ndarray, size: tuple[int, int], centred: bool) -> tuple[
     else:
         new_w, new_h = int(width * scale), int(height * scale)
         top, left = 0, 0
-    canvas = np.full((size[0], size[1], 3), PAD_VALUE, np.uint8)
-    window = canvas[top : top + new_h, left : left + new_w]
-    if (new_w, new_h) == (width, height):
-        window[:] = image
-    else:  # resize straight into the canvas: no intermediate image, no border copy
-        cv2.resize(image, (new_w, new_h), dst=window, interpolation=cv2.INTER_LINEAR)
-    return canvas, Letterbox(scale=scale, pad_x=left, pad_y=top)
+    return Letterbox(scale=scale, pad_x=left, pad_y=top), (new_w, new_h)
 
 
 def frame_shaped_input(frame_hw: tuple[int, int], long_side: int, stride: int) -> tuple[int, int]:

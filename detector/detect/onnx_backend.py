@@ -1,16 +1,18 @@
 """ONNX Runtime backend for every layout in `layouts.LAYOUTS`, chosen from the model itself."""
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+import cv2
 import numpy as np
 import onnxruntime as ort
 
-from detector.detect.base import Detector, file_digest, read_names_file
+from detector.detect.base import Detector, file_digest, read_names_file, shifted
 from detector.detect.coco import COCO_NAMES
 from detector.detect.layouts import Codec, Shape, choose_codec, metadata_value
-from detector.detect.letterbox import frame_shaped_input
+from detector.detect.letterbox import Letterbox, fit, frame_shaped_input, letterbox
+from detector.detect.regions import Region, window
 from detector.detections import Detections
 from detector.errors import ModelError
 
@@ -80,10 +82,21 @@ class OnnxDetector(Detector):
     def input_hw_for(self, frame_hw: tuple[int, int]) -> tuple[int, int]:
         return self.codec_for(tuple(frame_hw)).input_hw
 
-    def codec_for(self, frame_hw: tuple[int, int]) -> Codec:
-        """The codec, bound to its input size, for frames of `frame_hw` (height, width)."""
+    def shaped_input(self) -> tuple[int, int] | None:
+        return (max(self.input_hw), self.stride) if self.fits_frame else None
+
+    def input_fit(self, frame_hw: tuple[int, int]) -> tuple[Letterbox, tuple[int, int]]:
+        """How a whole frame of `frame_hw` fits the model input, and that input's (height, width)."""
+        codec = self.codec_for(tuple(frame_hw))
+        return fit(frame_hw, codec.input_hw, codec.centred)[0], codec.input_hw
+
+    def codec_for(self, frame_hw: tuple[int, int], long_side: int | None = None) -> Codec:
+        """The codec, bound to its input size, for frames of `frame_hw` (height, width), or for
+        crops of that size whose long side is scaled to `long_side` (regions)."""
         if not self.fits_frame:
             return self.codec
+        if long_side is not None:  # a codec is only its input size: nothing worth keeping per crop
+            return self.layout(frame_shaped_input(frame_hw, long_side, self.stride))
         codec = self._frame_codecs.get(frame_hw)
         if codec is None:
             input_hw = frame_shaped_input(frame_hw, max(self.input_hw), self.stride)
@@ -97,24 +110,66 @@ class OnnxDetector(Detector):
     def detect_batch(self, images: list[np.ndarray]) -> list[Detections]:
         """One `Detections` per frame, in order. A dynamic batch runs once per input shape (the
         frames of one camera together); a fixed batch of 1 runs frame by frame."""
-        codecs = [self.codec_for(image.shape[:2]) for image in images]
-        if not self.batched:
-            return [self._run(codec, [image])[0] for codec, image in zip(codecs, images)]
-        by_input: dict[tuple[int, int], list[int]] = {}
-        for index, codec in enumerate(codecs):
-            by_input.setdefault(codec.input_hw, []).append(index)
+        return self._detect_each(images, [self.codec_for(image.shape[:2]) for image in images])
+
+    def detect_regions(self, image: np.ndarray, regions: Sequence[Region]) -> list[Detections]:
+        """A window of the whole frame's input per region at the frame's scale (the very pixels,
+        on the very grid, the whole frame would give the model), a crop scaled to its long side
+        per `native` region; boxes in frame pixels."""
         found: dict[int, Detections] = {}
-        for indices in by_input.values():
+        native = [i for i, r in enumerate(regions) if r.native]
+        if native:
+            crops = [image[regions[i].y1 : regions[i].y2, regions[i].x1 : regions[i].x2] for i in native]
+            codecs = [self.codec_for(crop.shape[:2], regions[i].long_side) for crop, i in zip(crops, native)]
+            for i, detections in zip(native, self._detect_each(crops, codecs)):
+                found[i] = shifted(detections, regions[i].x1, regions[i].y1)
+        windowed = [i for i, r in enumerate(regions) if not r.native]
+        if windowed:
+            codec = self.codec_for(image.shape[:2])
+            canvas, box = letterbox(image, codec.input_hw, centred=codec.centred)
+            windows = [window(regions[i], box, codec.input_hw, self.stride) for i in windowed]
+            cuts = [np.ascontiguousarray(canvas[v1:v2, u1:u2]) for u1, v1, u2, v2 in windows]
+            # a window's boxes map back through the frame's letterbox, moved by the window's corner
+            boxes = [Letterbox(box.scale, box.pad_x - u1, box.pad_y - v1) for u1, v1, _, _ in windows]
+            for i, detections in zip(windowed, self._infer_each(cuts, boxes, image.shape)):
+                found[i] = detections
+        return [found[i] for i in range(len(regions))]
+
+    def _detect_each(self, images: list[np.ndarray], codecs: list[Codec]) -> list[Detections]:
+        """Each image letterboxed into its codec's input; one run per input shape where the batch is dynamic."""
+        found: dict[int, Detections] = {}
+        for indices in self._batches([codec.input_hw for codec in codecs]):
             found.update(zip(indices, self._run(codecs[indices[0]], [images[i] for i in indices])))
         return [found[index] for index in range(len(images))]
+
+    def _infer_each(self, canvases: list[np.ndarray], boxes: list[Letterbox], frame_shape: tuple[int, ...]) -> list[Detections]:
+        """Model-ready canvases (windows of a letterboxed frame) and how each maps to the frame."""
+        found: dict[int, Detections] = {}
+        for indices in self._batches([canvas.shape[:2] for canvas in canvases]):
+            codec = self.layout(canvases[indices[0]].shape[:2])
+            blob = codec.to_blob([canvases[i] for i in indices])
+            found.update(zip(indices, self._infer(codec, blob, [boxes[i] for i in indices], [frame_shape] * len(indices))))
+        return [found[index] for index in range(len(canvases))]
+
+    def _batches(self, input_hws: list[tuple[int, int]]) -> list[list[int]]:
+        """Indices run together: those of one input shape where the batch axis is dynamic, else one by one."""
+        if not self.batched:
+            return [[index] for index in range(len(input_hws))]
+        by_input: dict[tuple[int, int], list[int]] = {}
+        for index, input_hw in enumerate(input_hws):
+            by_input.setdefault(tuple(input_hw), []).append(index)
+        return list(by_input.values())
 
     def _run(self, codec: Codec, images: list[np.ndarray]) -> list[Detections]:
         """One session.run over `images`, all letterboxed into `codec`'s input, each its own way."""
         blob, boxes = codec.preprocess(images)
+        return self._infer(codec, blob, boxes, [image.shape for image in images])
+
+    def _infer(self, codec: Codec, blob: np.ndarray, boxes: list[Letterbox], shapes: list[tuple[int, ...]]) -> list[Detections]:
         outputs = self.session.run(None, {self.input_name: blob})[0]
         return [
-            codec.postprocess(output, box, image.shape, self.min_score, self.nms_iou)
-            for output, box, image in zip(outputs, boxes, images)
+            codec.postprocess(output, box, shape, self.min_score, self.nms_iou)
+            for output, box, shape in zip(outputs, boxes, shapes)
         ]
 
     def _output_shape(self) -> Shape:
@@ -159,6 +214,10 @@ def _open_session(path: Path, threads: int, providers: tuple[str, ...]) -> ort.I
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    # OpenCV's resizing, blobs and background models are part of each inference too: the same
+    # threads (its default, a thread per core, cost 1.7x the CPU of one thread on a 720p resize
+    # here, and a camera's process is one of many on a box). Process-wide: one model per worker.
+    cv2.setNumThreads(threads)
     try:
         return ort.InferenceSession(str(path), sess_options=options, providers=usable)
     except Exception as exc:  # onnxruntime raises its own untyped errors for bad files

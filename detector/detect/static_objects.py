@@ -50,10 +50,10 @@ from enum import StrEnum
 import cv2
 import numpy as np
 
+from detector.capture.thumbnail import WIDTH, thumbnail
 from detector.config.schema import StaticObjectsConfig
 from detector.detections import Detections
 
-WORK_WIDTH = 320  # background models run on a small grey image: cheap and less noisy
 WARMUP_S = 10.0  # the long-term model is the plain mean of the frames of this first stretch
 OCCUPIED_S = 3.0  # a model detection masks its area for this long (covers a few missed frames)
 OCCUPIED_OVERLAP = 0.3  # a blob this much inside recently occupied area is the model's object
@@ -130,8 +130,8 @@ class StaticObjectDetector:
 
     def update(self, image: np.ndarray, ts: float, model_detections: Detections) -> Detections:
         height, width = image.shape[:2]
-        scale = WORK_WIDTH / width
-        grey = self._prepare(image, scale)
+        scale = WIDTH / width  # the thumbnail's
+        grey = self._prepare(image)
         if self._long is None or self._long.shape != grey.shape:
             self._occupied_at = np.full(grey.shape, -np.inf, np.float32)
             self._reset(grey, ts)
@@ -144,9 +144,8 @@ class StaticObjectDetector:
         return self._blobs(grey, ts, scale)
 
     @staticmethod
-    def _prepare(image: np.ndarray, scale: float) -> np.ndarray:
-        small = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
-        grey = cv2.cvtColor(small, cv2.COLOR_BGR2GRAY)
+    def _prepare(image: np.ndarray) -> np.ndarray:
+        grey = cv2.cvtColor(thumbnail(image), cv2.COLOR_BGR2GRAY)
         return cv2.GaussianBlur(grey, (5, 5), 0).astype(np.float32)
 
     def _reset(self, grey: np.ndarray, ts: float) -> None:

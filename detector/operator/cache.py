@@ -3,10 +3,11 @@
 What is cached is exactly what stages 0 and 1 of `CameraPipeline.process` give for every sampled
 frame: the view's state (`watch`; each change, in `meta["view"]`) and, while the view is not
 paused, what `detect` returns: the model's boxes after NMS (at the cache's threshold) plus the
-static-new-object detector's boxes, with the frame's stream time, index and gap. A paused frame
-has no detections, as live. One `.npz` per (model sha256, clip sha256, detect fps, model
-threshold, NMS IoU, static-object and view settings): change any of them and it is a different
-file, so a stale cache cannot be used by mistake.
+static-new-object detector's boxes, where the focus looked (the regions in `meta["regions"]`, which
+of them ran, the frame's motion), with the frame's stream time, index and gap. A paused frame
+has no detections, as live. One `.npz` per (model sha256 and input size, clip sha256, detect fps,
+model threshold, NMS IoU, static-object, view and focus settings): change any of them and it is a
+different file, so a stale cache cannot be used by mistake.
 
 Arrays are per frame (FRAME_ARRAYS) or per detection (DETECTION_ARRAYS, frame i's rows
 offsets[i]:offsets[i+1]); another array is one more name in those tuples.
@@ -15,7 +16,9 @@ Filtering the cached model boxes at a *higher* threshold gives exactly what the 
 give at that threshold (greedy per-class NMS: a lower-scoring box never suppresses a higher
 one). The static-object boxes are kept as cached: they were computed with the model boxes of
 the cache's threshold masking their areas (a documented approximation when a combination's
-threshold is higher than the sweep's lowest).
+threshold is higher than the sweep's lowest). Likewise where the focus looked: a region's
+re-check interval is at most half its zones' grace_s, and a sweep over grace_s replays every
+combination on the looks of the config the cache was built with.
 """
 
 import hashlib
@@ -33,6 +36,8 @@ from detector.capture import Frame, open_source
 from detector.config import AppConfig, CameraConfig
 from detector.detect import Detector
 from detector.detect.base import file_digest
+from detector.detect.focus import Look, focus_settings
+from detector.detect.regions import Region
 from detector.detections import Detections
 from detector.errors import ConfigError
 from detector.track.appearance import SIZE
@@ -41,8 +46,9 @@ from detector.worker import CameraPipeline, uses_static_objects
 
 log = logging.getLogger(__name__)
 
-CACHE_VERSION = 3  # bump when the detect stage changes what it returns (2: the view's state, 3: appearance)
-FRAME_ARRAYS = ("ts", "index", "gap_before_s", "inference_ms", "offsets")  # offsets: one more than frames
+CACHE_VERSION = 4  # bump when the detect stage changes what it returns (2: the view's state, 3: appearance, 4: focus)
+# offsets: one more than frames; looked: (frames, regions) which regions ran; motion: NaN where gating is off
+FRAME_ARRAYS = ("ts", "index", "gap_before_s", "inference_ms", "offsets", "looked", "motion")
 DETECTION_ARRAYS = ("xyxy", "confidence", "class_id", "appearance")
 _EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
 
@@ -59,8 +65,7 @@ class CachedModel(Detector):
 
 @dataclass(frozen=True)
 class DetectionCache:
-    """Cached view and detect-stage output of one clip; `frames()` yields (Frame, Detections,
-    inference_ms, ViewState)."""
+    """Cached view and detect-stage output of one clip; `frames()` yields (Frame, Look, ViewState)."""
 
     meta: dict
     ts: np.ndarray
@@ -68,6 +73,8 @@ class DetectionCache:
     gap_before_s: np.ndarray
     inference_ms: np.ndarray
     offsets: np.ndarray  # detections of frame i are rows offsets[i]:offsets[i+1]
+    looked: np.ndarray  # (frames, regions) bool: the regions of meta["regions"] the model ran on
+    motion: np.ndarray  # (frames,) the changed share of the frame; NaN: motion gating off
     xyxy: np.ndarray
     confidence: np.ndarray
     class_id: np.ndarray
@@ -87,11 +94,12 @@ class DetectionCache:
     def __len__(self) -> int:
         return len(self.ts)
 
-    def frames(self) -> Iterator[tuple[Frame, Detections, float, ViewState]]:
+    def frames(self) -> Iterator[tuple[Frame, Look, ViewState]]:
         # the rules read only the frame's size: a zero-copy placeholder image of that size
         image = np.broadcast_to(np.zeros((1, 1, 3), np.uint8), (self.meta["height"], self.meta["width"], 3))
         changes = {change["frame"]: _view_state(change) for change in self.meta["view"]}
         view = OK_FROM_START
+        regions = tuple(Region(*r["box"], r["long_side"], tuple(r["zones"])) for r in self.meta["regions"])
         for i in range(len(self.ts)):
             a, b = int(self.offsets[i]), int(self.offsets[i + 1])
             detections = Detections(
@@ -99,7 +107,8 @@ class DetectionCache:
             )
             frame = Frame(image=image, ts=float(self.ts[i]), index=int(self.index[i]), gap_before_s=float(self.gap_before_s[i]))
             view = changes.get(i, view)
-            yield frame, detections, float(self.inference_ms[i]), view
+            motion = None if np.isnan(self.motion[i]) else float(self.motion[i])
+            yield frame, Look(detections, float(self.inference_ms[i]), regions, tuple(self.looked[i].tolist()), motion), view
 
 
 def cache_key(config: AppConfig, camera: CameraConfig, clip: Path, threshold: float) -> dict:
@@ -107,12 +116,14 @@ def cache_key(config: AppConfig, camera: CameraConfig, clip: Path, threshold: fl
     return {
         "version": CACHE_VERSION,
         "model_sha256": file_digest(config.model.path),
+        "model_input": {"imgsz": config.model.imgsz, "fit_frame": config.model.fit_frame},
         "clip_sha256": file_digest(clip),
         "detect_fps": config.detect.fps,
         "model_threshold": round(float(threshold), 6),
         "nms_iou": config.detect.nms_iou,
         "static_objects": config.static_objects.model_dump() if uses_static_objects(config, camera) else None,
         "view": camera.view_settings(config.view).model_dump(),
+        "focus": focus_settings(config, camera),
     }
 
 
@@ -143,7 +154,7 @@ def build_cache(
     """Runs the real pipeline's view and detect stages over the whole clip, as `process` does."""
     pipeline = CameraPipeline.build(config, camera, wall_of=lambda ts: _EPOCH, model_threshold=threshold)
     source = open_source(clip, config.detect.fps)
-    ts, index, gaps, inference, offsets = [], [], [], [], [0]
+    ts, index, gaps, inference, offsets, looked, motion = [], [], [], [], [0], [], []
     boxes, scores, classes, looks = [], [], [], []
     view_changes, view = [], OK_FROM_START
     for frame in source.frames():
@@ -151,8 +162,12 @@ def build_cache(
         if seen != view:
             view = seen
             view_changes.append(_view_change(len(ts), view))
-        detections, inference_ms = (Detections.empty(), 0.0) if view.paused else pipeline.detect(frame)
-        ts.append(frame.ts), index.append(frame.index), gaps.append(frame.gap_before_s), inference.append(inference_ms)
+        look = pipeline.detect(frame) if not view.paused else Look(Detections.empty())
+        detections = look.detections
+        ts.append(frame.ts), index.append(frame.index), gaps.append(frame.gap_before_s), inference.append(look.inference_ms)
+        regions = pipeline.focus.plan(frame.image.shape[:2])
+        looked.append(look.looked or (False,) * len(regions))
+        motion.append(np.nan if look.motion is None else look.motion)
         boxes.append(detections.xyxy), scores.append(detections.confidence), classes.append(detections.class_id)
         looks.append(detections.data.get("appearance", np.zeros((len(detections), SIZE), np.float32)))
         offsets.append(offsets[-1] + len(detections))
@@ -166,6 +181,10 @@ def build_cache(
         "width": source.stats.size[0],
         "height": source.stats.size[1],
         "view": view_changes,
+        "regions": [
+            {"box": [r.x1, r.y1, r.x2, r.y2], "long_side": r.long_side, "zones": list(r.zones)}
+            for r in pipeline.focus.plan((source.stats.size[1], source.stats.size[0]))
+        ],
     }
     return DetectionCache(
         meta=meta,
@@ -174,6 +193,8 @@ def build_cache(
         gap_before_s=np.array(gaps, np.float64),
         inference_ms=np.array(inference, np.float64),
         offsets=np.array(offsets, np.int64),
+        looked=np.array(looked, bool).reshape(len(ts), -1),
+        motion=np.array(motion, np.float64),
         xyxy=np.concatenate(boxes).astype(np.float32) if boxes else np.zeros((0, 4), np.float32),
         confidence=np.concatenate(scores).astype(np.float32) if scores else np.zeros(0, np.float32),
         class_id=np.concatenate(classes).astype(np.int32) if classes else np.zeros(0, np.int32),

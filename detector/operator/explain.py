@@ -260,6 +260,9 @@ def _object_text(sightings: list[tuple[float, ObjectView]], frames: int, s: dict
     hidden = sum(x.hidden for _, x in sightings)
     if hidden:
         seen += f", hidden behind another object in {hidden}/{len(sightings)} frames"
+    carried = sum(x.carried for _, x in sightings)
+    if carried:
+        seen += f", carried in {carried}/{len(sightings)} frames (no motion there: not looked at)"
     if o.replaces:
         seen += f", took the place of #{o.replaces} (looks different: another object)"
     return f"{head}, stationary since {o.settled_since:.1f} s (still {still:.1f} s){seen} {tail}"

@@ -26,6 +26,7 @@ class ObjectView:
     settled_since: float
     candidate: bool
     hidden: bool = False  # not seen: hidden behind another object on its place (the tracker)
+    carried: bool = False  # not looked at: its region had no motion; carried at its last box (the tracker)
     replaces: int = 0  # the id of the differently-looking object whose place it took (0: none)
 
 
@@ -59,6 +60,7 @@ def view_rules(result: FrameResult, *, with_objects: bool = True) -> list[RuleVi
                 settled_since=float(tracks.data["settled_since"][i]),
                 candidate=bool(rule.candidates[i]),
                 hidden=bool(tracks.data["hidden"][i]) if "hidden" in tracks.data else False,
+                carried=bool(tracks.data["carried"][i]) if "carried" in tracks.data else False,
                 replaces=int(tracks.data["replaces"][i]) if "replaces" in tracks.data else 0,
             )
             for i in (np.flatnonzero(rule.relevant) if with_objects and seen else ())

@@ -6,6 +6,7 @@ very code `process()` runs live (a paused view included), so a sweep's numbers a
 """
 
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import datetime, timedelta
 
 from detector.alerts import Alert, EvidenceWriter, Sink
@@ -43,13 +44,14 @@ def replay_rules(
     )
     static_id = cache.static_object_id
     alerts: list[Alert] = []
-    for frame, detections, inference_ms, view in cache.frames():
+    for frame, look, view in cache.frames():
         if until_s is not None and frame.ts > until_s + 1e-9:
             break
         pipeline.view = view  # what `watch` said live: paused frames are not judged
         # what the model would have returned at this config's threshold (see cache.py)
+        detections = look.detections
         keep = (detections.confidence >= threshold) | (detections.class_id == static_id)
-        result = pipeline.track_and_judge(detections[keep], frame, inference_ms)
+        result = pipeline.track_and_judge(replace(look, detections=detections[keep]), frame)
         alerts += result.alerts
         if on_frame is not None:
             on_frame(result)

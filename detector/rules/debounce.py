@@ -13,8 +13,9 @@ Identity comes from the tracker (detector/track/stationary.py): a candidate that
 another object (a different car on the spot of one that left) is a newcomer: it does not continue
 an open alert it is not part of, inherit a dwell record or fall under a cooldown; the alert ends
 after clear_s and the newcomer starts its own after its own dwell.
-A `hidden` candidate (a stationary object behind a bus) keeps its dwell record and an open alert
-alive, but only a visible one can start an alert: evidence shows what it accuses.
+A `hidden` candidate (a stationary object behind a bus, or one in a region the model did not look
+at this frame) keeps its dwell record and an open alert alive, but only a visible one can start an
+alert: evidence shows what it accuses.
 """
 
 from dataclasses import dataclass, field
@@ -44,7 +45,7 @@ class Candidate:
     label: str
     score: float
     replaces: int = 0  # the tracker saw it take the place of this (differently-looking) track id: a newcomer
-    hidden: bool = False  # not seen this frame: hidden behind another object on its place
+    hidden: bool = False  # not seen this frame: hidden behind another object on its place, or not looked at
 
 
 @dataclass(frozen=True)

@@ -96,14 +96,16 @@ class ViolationEngine:
         events: list[ZoneEvent] = []
         snapshots: list[RuleSnapshot] = []
         in_zone_of: dict[str, np.ndarray] = {}
-        zeros = np.zeros(len(tracks), np.int64)  # tracks without identity data: nothing replaced or hidden
+        zeros = np.zeros(len(tracks), np.int64)  # tracks without identity data: nothing replaced or unseen
         for r in self._rules:
             if r.zone.id not in in_zone_of:
                 in_zone_of[r.zone.id] = r.zone.contains(tracks.xyxy, width, height)
             in_zone = in_zone_of[r.zone.id]
             scored = tracks.confidence >= r.settings.min_score
             mask = r.rule.candidates(tracks, in_zone & scored, self._roles)
-            replaces, hidden = tracks.data.get("replaces", zeros), tracks.data.get("hidden", zeros)
+            replaces = tracks.data.get("replaces", zeros)
+            # hidden behind another object, or carried where the model did not look: not seen now
+            unseen = tracks.data.get("hidden", zeros).astype(bool) | tracks.data.get("carried", zeros).astype(bool)
             candidates = [
                 Candidate(
                     track_id=int(tracks.tracker_id[i]),
@@ -112,7 +114,7 @@ class ViolationEngine:
                     label=self._roles.labels[int(tracks.class_id[i])],
                     score=round(float(tracks.confidence[i]), 3),
                     replaces=int(replaces[i]),
-                    hidden=bool(hidden[i]),
+                    hidden=bool(unseen[i]),
                 )
                 for i in np.flatnonzero(mask)
             ]

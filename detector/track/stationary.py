@@ -18,6 +18,12 @@ box did meanwhile.
 Occlusion: a stationary object that is not seen while another detected object covers most of its
 place (a bus at a stop in front of a parked car) is reported as `hidden` at its settled box for up
 to OCCLUSION_MAX_S, so that its timers neither pass nor reset as they would for an object gone.
+
+Not looked at (motion gating, detector/detect/focus.py): a track whose place lies in a region the
+model skipped this frame is *carried* at its last box, flagged `carried`, if it was seen when its
+place was last looked at: nothing moved there, so it is where it was. The frame does not count
+for or against its presence (it was neither seen nor missed). Looked at and not seen, it is
+missed as ever.
 """
 
 from collections import Counter
@@ -27,7 +33,7 @@ import numpy as np
 
 from detector.detections import Detections
 from detector.track.appearance import same_object
-from detector.zones.geometry import box_centres, box_containment, box_iou, box_size
+from detector.zones.geometry import Coverage, box_centres, box_containment, box_iou, box_size
 
 SAME_CLASS_BONUS = 0.2  # prefer continuing a track of the same class when overlaps are close
 MAX_TRACKS = 1000  # a hard cap so a pathological scene cannot grow memory without bound
@@ -57,6 +63,7 @@ class Track:
     appearance: np.ndarray | None = None  # its look when it became stationary (needs signatures)
     replaces: int = 0  # the differently-looking stationary object whose place it took
     hidden_since: float | None = None
+    missed: bool = False  # its place was looked at and it was not seen there
 
     @property
     def mean_score(self) -> float:
@@ -91,7 +98,9 @@ class StationaryTracker:
     - `replaces` (int): once stationary, the id of a stationary object whose place it took and
       which looked different (0: none, the same look, or no appearance signatures);
     - `hidden` (bool): not a detection of this frame but a stationary object hidden behind one
-      (its settled box, after the frame's detections).
+      (its settled box, after the frame's detections);
+    - `carried` (bool): not a detection of this frame but an object where the model did not look
+      (its last box, after the frame's detections and the hidden ones).
 
     A track that is not seen is kept (and can be matched again) for `memory_s`; the place and look
     of a stationary object that left, for `places_s` (default memory_s; the rules' longest cooldown,
@@ -110,10 +119,13 @@ class StationaryTracker:
         self._former: list[_FormerPlace] = []
         self._next_id = 1
 
-    def update(self, detections: Detections, ts: float) -> Detections:
+    def update(self, detections: Detections, ts: float, coverage: Coverage | None = None) -> Detections:
+        """The frame's tracks; `coverage`: where the model looked (None: the whole frame)."""
         self._forget(ts)
+        unlooked = self._unlooked(coverage)
         for track in self.tracks:
-            track.frames_since_settle += 1
+            if track.id not in unlooked:
+                track.frames_since_settle += 1
         looks = detections.data.get("appearance")
         matches = self._match(detections, looks)
         n = len(detections)
@@ -136,10 +148,21 @@ class StationaryTracker:
             del self.tracks[: len(self.tracks) - MAX_TRACKS]
         tracked = Detections(detections.xyxy, detections.confidence, detections.class_id, ids, dict(detections.data))
         tracked = tracked.with_data(
-            settled_since=settled, stationary=stationary, mean_score=scores, replaces=replaces, hidden=np.zeros(n, bool)
+            settled_since=settled,
+            stationary=stationary,
+            mean_score=scores,
+            replaces=replaces,
+            hidden=np.zeros(n, bool),
+            carried=np.zeros(n, bool),
         )
-        hidden = self._hidden(detections, set(ids.tolist()), ts)
-        return Detections.merge([tracked, hidden]) if len(hidden) else tracked
+        seen = set(ids.tolist())
+        hidden = self._hidden(detections, seen | unlooked, ts)
+        carried = self._carried(unlooked - seen, ts)
+        accounted = seen | unlooked | {t.id for t in hidden}
+        for track in self.tracks:
+            track.missed = track.missed or track.id not in accounted
+        unseen = [self._unseen(tracks, detections, flag) for tracks, flag in ((hidden, "hidden"), (carried, "carried")) if tracks]
+        return Detections.merge([tracked, *unseen]) if unseen else tracked
 
     def _forget(self, ts: float) -> None:
         self.tracks = [t for t in self.tracks if ts - t.last_seen <= self.memory_s]
@@ -201,6 +224,7 @@ class StationaryTracker:
         track.box = box
         track.last_seen = ts
         track.hidden_since = None
+        track.missed = False
         track.class_votes[class_id] += 1
         track.score_sum += score
         track.hits += 1
@@ -213,6 +237,9 @@ class StationaryTracker:
             track.settled_since = ts
             track.frames_since_settle = track.hits_since_settle = 1
             track.appearance, track.replaces = None, 0
+        self._settle(track, ts)
+
+    def _settle(self, track: Track, ts: float) -> None:
         track.stationary = ts - track.settled_since >= self.settle_s - 1e-9 and track.presence >= MIN_PRESENCE
 
     def _replaced(self, track: Track, ts: float) -> int:
@@ -237,7 +264,7 @@ class StationaryTracker:
                 best, replaced = overlap, track_id
         return replaced
 
-    def _hidden(self, detections: Detections, seen: set[int], ts: float) -> Detections:
+    def _hidden(self, detections: Detections, seen: set[int], ts: float) -> list[Track]:
         """Stationary objects not seen now whose place is mostly under one of this frame's boxes."""
         hidden = []
         for track in self.tracks if len(detections) else ():
@@ -254,21 +281,45 @@ class StationaryTracker:
             track.last_seen = ts
             track.hits_since_settle += 1
             hidden.append(track)
-        if not hidden:
+        return hidden
+
+    def _unlooked(self, coverage: Coverage | None) -> set[int]:
+        """Ids of the tracks whose last box lies where the model did not look this frame."""
+        if coverage is None or not self.tracks:
+            return set()
+        outside = coverage.not_looked_at(np.stack([t.box for t in self.tracks]))
+        return {t.id for t, out in zip(self.tracks, outside) if out}
+
+    def _carried(self, unlooked: set[int], ts: float) -> list[Track]:
+        """Tracks not looked at that were seen when their place was last looked at: still there
+        as far as anyone can tell (their memory counts from now; their presence stands)."""
+        carried = [t for t in self.tracks if t.id in unlooked and not t.missed]
+        for track in carried:
+            track.last_seen = ts
+            self._settle(track, ts)  # its time in place passes
+        return carried
+
+    @staticmethod
+    def _unseen(tracks: list[Track], detections: Detections, flag: str) -> Detections:
+        """Tracks not detected this frame as rows after the detections (`flag` set): a hidden one
+        at its settled box, a carried one at its last box."""
+        if not tracks:
             return Detections.empty()
-        count = len(hidden)
+        count = len(tracks)
+        boxes = [t.settled_box if flag == "hidden" else t.box for t in tracks]
         return Detections(
-            xyxy=np.stack([t.settled_box for t in hidden]).astype(np.float32),
-            confidence=np.array([t.mean_score for t in hidden], np.float32),
-            class_id=np.array([t.label for t in hidden], np.int32),
-            tracker_id=np.array([t.id for t in hidden], np.int64),
+            xyxy=np.stack(boxes).astype(np.float32),
+            confidence=np.array([t.mean_score for t in tracks], np.float32),
+            class_id=np.array([t.label for t in tracks], np.int32),
+            tracker_id=np.array([t.id for t in tracks], np.int64),
             data={
                 **{k: np.zeros((count, *v.shape[1:]), v.dtype) for k, v in detections.data.items()},
-                "settled_since": np.array([t.settled_since for t in hidden], np.float64),
-                "stationary": np.ones(count, bool),
-                "mean_score": np.array([t.mean_score for t in hidden], np.float32),
-                "replaces": np.array([t.replaces for t in hidden], np.int64),
-                "hidden": np.ones(count, bool),
+                "settled_since": np.array([t.settled_since for t in tracks], np.float64),
+                "stationary": np.array([t.stationary for t in tracks], bool),
+                "mean_score": np.array([t.mean_score for t in tracks], np.float32),
+                "replaces": np.array([t.replaces for t in tracks], np.int64),
+                "hidden": np.full(count, flag == "hidden"),
+                "carried": np.full(count, flag == "carried"),
             },
         )
 

@@ -1,6 +1,7 @@
 """Pure geometry on pixel boxes, in numpy only (the config imports it through the rule registry,
 and the supervisor reads the config: no OpenCV here)."""
 
+from dataclasses import dataclass
 from enum import StrEnum
 
 import numpy as np
@@ -53,6 +54,27 @@ def _intersection(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 def _area(boxes: np.ndarray) -> np.ndarray:
     return ((boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])).astype(np.float64)
+
+
+COVERED_BY_PART = 0.5  # a box this much inside a part of the frame lies in that part
+
+
+@dataclass(frozen=True)
+class Coverage:
+    """The parts of a frame the model looked at and those it skipped this frame (the regions it
+    ran on and those motion gating left out, detector/detect/focus.py)."""
+
+    looked: np.ndarray  # (k, 4) boxes
+    skipped: np.ndarray  # (m, 4) boxes
+
+    def not_looked_at(self, xyxy: np.ndarray) -> np.ndarray:
+        """(n, 4) -> (n,) bool: the box lies in a skipped part and in no part looked at."""
+        if not len(xyxy) or not len(self.skipped):
+            return np.zeros(len(xyxy), bool)
+        skipped = box_containment(xyxy, self.skipped).max(axis=1) >= COVERED_BY_PART
+        if len(self.looked):
+            skipped &= box_containment(xyxy, self.looked).max(axis=1) < COVERED_BY_PART
+        return skipped
 
 
 def box_size(xyxy: np.ndarray) -> np.ndarray:
