@@ -14,8 +14,8 @@ suite does (false alerts, misses, latency over dwell + 10 s, alerts ended and re
 
 and compares the two replays' alert starts clip by clip: the same (zone, type) starts, and how far
 apart in time. For the levers on it also gives the model's work: the input pixels of the regions
-it ran on over the whole replay, as a share of a whole 640-long-side frame's at every frame
-(regions and motion gating together). Prints one row per clip and the totals; exit status 0 when the levers on lose no
+windows it ran on over the whole replay, as a share of a whole 640-long-side frame's at every
+frame (regions and motion gating together). Prints one row per clip and the totals; exit status 0 when the levers on lose no
 expected alert and add no false one.
 """
 
@@ -64,7 +64,7 @@ class ModelWork:
             return
         height, width = frame_shaped_input(result.frame.image.shape[:2], 640, 32)  # the default model's
         self.whole += height * width
-        self.looked += sum(region.cost(32) for region, ran in zip(look.regions, look.looked) if ran)
+        self.looked += sum(window.cost(32) for window in look.windows)
 
     @property
     def share(self) -> float:

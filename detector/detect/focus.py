@@ -1,20 +1,23 @@
 """Where the model looks in each frame: regions over the zones, gated by motion (issue 11).
 
 Regions (detector/detect/regions.py) put the model's pixels where the zones are. Motion gating
-(detector/detect/motion.py) runs a region only when something changed in it, as an NVR does, but
-keyed to the rules: a region also runs when it has not been looked at for its re-check interval,
-min(motion.recheck_s, half the shortest grace_s of its zones), so a stationary object is
-re-confirmed well before its grace could run out, and an arrival or a departure the motion
-detector missed (night, rain, low contrast) is still seen within that interval. Every region runs
-on the first frame, after the view came back, and when the whole scene changed.
+(detector/detect/motion.py) puts them where something changed, as an NVR does, but keyed to the
+rules: the model looks at all of a region on the first frame, after the view came back, when the
+whole scene changed, and whenever it has not for the region's re-check interval, min(motion.
+recheck_s, half the shortest grace_s of its zones), so a stationary object is re-confirmed well
+before its grace could run out, and an arrival or a departure the motion detector missed (night,
+rain, low contrast) is still seen within that interval. In between it looks at the part of a
+region that motion touched (padded like the region, a window on the grid, where that costs less
+than PART_WORTH_IT of the region), or not at all.
 
-A region that did not run was *not looked at*, which is not *looked at and not seen*: the tracker
-carries the objects it holds at their last place (detector/track/stationary.py), and the rules
-keep their timers on them without letting them start an alert (detector/rules/debounce.py).
+What the model did not look at was *not looked at*, which is not *looked at and not seen*: the
+tracker carries the objects it holds there at their last place (detector/track/stationary.py), the
+rules keep their timers on them without letting them start an alert (detector/rules/debounce.py),
+and the static-object detector takes the model's last boxes there for objects it knows.
 """
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -30,21 +33,21 @@ from detector.zones.geometry import Anchor, Coverage, box_iou
 @dataclass(frozen=True)
 class Look:
     """What the detect stage saw in one frame: the model's boxes (frame pixels), its time, the
-    regions of the plan and which of them it ran on, the frame's motion (None: gating off), and
-    what the model last saw in the regions it skipped (where the static-object detector must not
-    take a parked car for a new object)."""
+    regions of the plan and the windows it ran on (a whole region, or the part of one that motion
+    touched), the frame's motion (None: gating off), and what the model last saw where it did not
+    look (where the static-object detector must not take a parked car for a new object)."""
 
     detections: Detections
     inference_ms: float = 0.0
     regions: tuple[Region, ...] = ()
-    looked: tuple[bool, ...] = ()
+    windows: tuple[Region, ...] = ()
     motion: float | None = None
-    remembered: Detections = Detections.empty()  # the model's last boxes in the regions it skipped
+    remembered: Detections = Detections.empty()
 
     @property
     def coverage(self) -> Coverage:
-        """The regions the model ran on and those it skipped."""
-        return Coverage(_boxes(self.regions, self.looked, True), _boxes(self.regions, self.looked, False))
+        """The windows the model ran on, and the regions it did not look at all of."""
+        return Coverage(_boxes(self.windows), _boxes([r for r in self.regions if r not in self.windows]))
 
 
 def recheck_intervals(config: AppConfig, camera: CameraConfig) -> dict[str, float]:
@@ -66,6 +69,9 @@ def focus_settings(config: AppConfig, camera: CameraConfig) -> dict:
         "zones": {zone.id: [list(p) for p in zone.polygon] for zone in camera.zones},
         "recheck_s": recheck_intervals(config, camera),
     }
+
+
+PART_WORTH_IT = 0.8  # a moving part costing more than this share of its region: the whole region
 
 
 class Focus:
@@ -117,19 +123,17 @@ class Focus:
         frame_hw = image.shape[:2]
         regions = self.plan(frame_hw)
         motion = self.motion.update(image) if self.motion is not None else None
-        looked = tuple(self._due(region, motion, ts) for region in regions)
+        looks = [(region, self._window(region, motion, ts, frame_hw)) for region in regions]
+        windows = [window for _, window in looks if window is not None]
         started = time.perf_counter()
-        chosen = [region for region, due in zip(regions, looked) if due]
-        detections = self._detect(image, chosen) if chosen else Detections.empty()
+        detections = self._detect(image, windows) if windows else Detections.empty()
         inference_ms = (time.perf_counter() - started) * 1000
-        centres = (detections.xyxy[:, :2] + detections.xyxy[:, 2:]) / 2
-        for region in chosen:
-            self._last_look[region] = ts
-            inside = (centres >= region.xyxy[:2]).all(axis=1) & (centres < region.xyxy[2:]).all(axis=1)
-            self._last_seen[region] = detections[inside]
-        skipped = [self._last_seen.get(region, Detections.empty()) for region, due in zip(regions, looked) if not due]
+        for region, window in looks:
+            if window is not None:
+                self._remember(region, window, detections)
+        outside = [self._outside(region, windows) for region, window in looks if window is not region]
         fraction = None if motion is None else motion.fraction
-        return Look(detections, inference_ms, regions, looked, fraction, Detections.merge(skipped))
+        return Look(detections, inference_ms, regions, tuple(windows), fraction, Detections.merge(outside))
 
     def reset(self) -> None:
         if self.motion is not None:
@@ -137,11 +141,41 @@ class Focus:
         self._last_look.clear()
         self._last_seen.clear()
 
-    def _due(self, region: Region, motion, ts: float) -> bool:
+    def _window(self, region: Region, motion, ts: float, frame_hw: tuple[int, int]) -> Region | None:
+        """What the model looks at of `region` this frame: all of it (the first frame, the whole
+        scene moved, gating off, or its re-check is due), the part motion touched (padded like the
+        region), or nothing (no motion there)."""
         last = self._last_look.get(region)
         if motion is None or motion.everywhere or last is None or ts - last >= self.recheck_s(region) - 1e-9:
-            return True
-        return bool(len(motion.boxes)) and bool((box_iou(region.xyxy[None], motion.boxes) > 0).any())
+            self._last_look[region] = ts  # the re-check interval counts from the last look at all of it
+            return region
+        moving = motion.boxes[(box_iou(region.xyxy[None], motion.boxes) > 0)[0]] if len(motion.boxes) else motion.boxes
+        if not len(moving):
+            return None
+        shaped = self.detector.shaped_input()
+        if shaped is not None and not region.native:  # a part of a fixed input would cost as much as all of it
+            pad = self.regions.margin * frame_hw[0]
+            x1, y1 = max(region.x1, int(moving[:, 0].min() - pad)), max(region.y1, int(moving[:, 1].min() - pad))
+            x2, y2 = min(region.x2, int(moving[:, 2].max() + pad) + 1), min(region.y2, int(moving[:, 3].max() + pad) + 1)
+            part = self._on_grid(replace(region, x1=x1, y1=y1, x2=x2, y2=y2), frame_hw)
+            if part.cost(shaped[1]) < PART_WORTH_IT * region.cost(shaped[1]):
+                return part
+        self._last_look[region] = ts
+        return region
+
+    def _remember(self, region: Region, part: Region, detections: Detections) -> None:
+        """The model's boxes in `region` after a look at `part` of it: those of this look in the
+        part, and the earlier ones outside it."""
+        before = self._last_seen.get(region, Detections.empty())
+        now = detections[_centres_in(detections, part) & _centres_in(detections, region)]
+        self._last_seen[region] = Detections.merge([before[~_centres_in(before, part)], now])
+
+    def _outside(self, region: Region, windows: list[Region]) -> Detections:
+        """The model's last boxes in `region` where it did not look this frame."""
+        seen = self._last_seen.get(region, Detections.empty())
+        for window in windows:
+            seen = seen[~_centres_in(seen, window)]
+        return seen
 
     def _detect(self, image: np.ndarray, regions: list[Region]) -> Detections:
         """The model on `regions`. A box a region's inner edge cut is dropped where another region
@@ -185,6 +219,10 @@ class Focus:
         return Detections.merge([d[~c] for d, c in zip(found, cut)]), Detections.merge([d[c] for d, c in zip(found, cut)])
 
 
-def _boxes(regions: tuple[Region, ...], looked: tuple[bool, ...], ran: bool) -> np.ndarray:
-    chosen = [region.xyxy for region, due in zip(regions, looked) if due is ran]
-    return np.stack(chosen) if chosen else np.zeros((0, 4), np.float32)
+def _boxes(regions) -> np.ndarray:
+    return np.stack([region.xyxy for region in regions]) if regions else np.zeros((0, 4), np.float32)
+
+
+def _centres_in(detections: Detections, region: Region) -> np.ndarray:
+    centres = (detections.xyxy[:, :2] + detections.xyxy[:, 2:]) / 2
+    return (centres >= region.xyxy[:2]).all(axis=1) & (centres < region.xyxy[2:]).all(axis=1)
