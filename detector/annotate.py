@@ -5,8 +5,8 @@ While the camera's view is paused (moved or blocked, detector/view.py) a banner 
 since when, and the zones are drawn grey and dashed: the camera does not see them, nothing is
 detected and their timers stand still.
 
-The windows the model ran on (detector/detect/focus.py) are drawn thin and cyan, the regions it
-did not look at all of grey and dashed, with the frame's motion share; a track carried where the model did
+The regions the model ran on (detector/detect/focus.py) are drawn thin and cyan, those it skipped
+grey and dashed, with the frame's motion share; a track carried where the model did
 not look is labelled `carried`.
 """
 
@@ -90,8 +90,8 @@ class Annotator:
 
     @staticmethod
     def _draw_regions(image: np.ndarray, result: FrameResult) -> None:
-        """The windows the model ran on and the regions it did not look at all of (none drawn
-        when the one region is the whole frame and it ran)."""
+        """The regions the model ran on and those it skipped (none drawn when the one region is
+        the whole frame and it ran)."""
         look = result.look
         if look.windows == look.regions and len(look.regions) == 1 and look.regions[0].is_whole(image.shape[:2]):
             return
@@ -100,7 +100,7 @@ class Annotator:
             if region not in look.windows:
                 x1, y1, x2, y2 = region.x1, region.y1, region.x2, region.y2
                 outline = np.array([[x1, y1], [x2, y1], [x2, y2], [x1, y2]], np.float32)
-                draw.zone(image, outline, "not looked at: no motion" + motion, draw.GREY, dashed=True)
+                draw.zone(image, outline, "skipped: no motion" + motion, draw.GREY, dashed=True)
         for window in look.windows:
             draw.box(image, window.xyxy, "looked" + motion, draw.CYAN, 1)
 

@@ -10,11 +10,11 @@ HD = (720, 1280)  # height, width
 VGA = (576, 768)
 
 
-def plan(zones: dict[str, list[float]], frame_hw=HD, margin=0.1, scale="frame", grounded=frozenset()):
+def plan(zones: dict[str, list[float]], frame_hw=HD, margin=0.1, scale="frame"):
     """Zones as normalised boxes [x1, y1, x2, y2] on the frame."""
     size = np.array([frame_hw[1], frame_hw[0]] * 2, np.float32)
     boxes = {zone: np.array(box, np.float32) * size for zone, box in zones.items()}
-    return plan_regions(boxes, frame_hw, long_side=640, stride=32, margin=margin, scale=scale, grounded=grounded)
+    return plan_regions(boxes, frame_hw, long_side=640, stride=32, margin=margin, scale=scale)
 
 
 @pytest.mark.parametrize(
@@ -51,11 +51,6 @@ def plan(zones: dict[str, list[float]], frame_hw=HD, margin=0.1, scale="frame", 
 )
 def test_plan(zones, frame_hw, margin, scale, expected):
     assert list(plan(zones, frame_hw, margin, scale)) == expected
-
-
-def test_a_zone_tested_at_the_bottom_centre_is_not_padded_below():
-    # 0.5-0.75 of 720 rows is 360-540: 72 px of margin above, none below
-    assert plan({"kerb": [0.5, 0.5, 0.75, 0.75]}, grounded=frozenset({"kerb"})) == (Region(568, 288, 1032, 540, 232, ("kerb",)),)
 
 
 def test_plan_costs_less_than_the_whole_frame_or_is_the_whole_frame():

@@ -58,10 +58,10 @@ def test_report_lists_the_alert_with_its_snapshot(parking_stop_report):
     snapshot = re.search(r"<img class='snapshot' src='(evidence/[0-9a-f-]+\.jpg)'", rows[0]).group(1)
     assert (out / snapshot).read_bytes()[:2] == b"\xff\xd8"  # a JPEG, linked relative to the report
     cells = re.findall(r"<td[^>]*>(.*?)</td>", rows[0], re.S)
-    assert cells[1:4] == ["illegal_parking", "no-parking", "9.5"]  # type, zone, settled at 9.5 s
-    assert cells[4].startswith("29.5<br><small>2024-05-06T08:00:29.500Z")  # start, stream and wall time
+    assert cells[1:4] == ["illegal_parking", "no-parking", "10.0"]  # type, zone, settled at 10.0 s
+    assert cells[4].startswith("30.0<br><small>2024-05-06T08:00:30.000Z")  # start, stream and wall time
     assert cells[5] == "-"  # still open at the end of the clip
-    assert cells[6] == "0.71"
+    assert cells[6] == "0.63"
     assert "href='parking-stop.annotated.mp4'" in html and "<video controls" in html
     assert "href='events.jsonl'" in html
 
@@ -69,10 +69,10 @@ def test_report_lists_the_alert_with_its_snapshot(parking_stop_report):
 def test_timeline_shows_the_state_machine_over_stream_time(parking_stop_report):
     _, html = parking_stop_report
     svg = svg_of(html, "no-parking", "illegal_parking")
-    assert "<title>pending 12.5-29.5 s</title>" in svg  # settled 9.5 + settle_s 3
-    assert "<title>active 29.5-45.0 s</title>" in svg  # dwell 20 s after settling; 44.5 s + one frame
+    assert "<title>pending 13.0-30.0 s</title>" in svg  # settled 10.0 + settle_s 3
+    assert "<title>active 30.0-45.0 s</title>" in svg  # dwell 20 s after settling; 44.5 s + one frame
     assert "<title>ground truth 10.0-45.0 s</title>" in svg
-    assert len(re.findall(r'class="alert-start"', svg)) == 1 and "<title>start 29.5 s</title>" in svg
+    assert len(re.findall(r'class="alert-start"', svg)) == 1 and "<title>start 30.0 s</title>" in svg
     present = re.findall(r"<title>present ([\d.]+)-([\d.]+) s</title>", svg)
     assert present[0][0] == "8.0"  # the van enters the zone before it stops
     for zone, violation in (("vending", "street_vending"), ("garbage", "stray_garbage")):
@@ -85,8 +85,8 @@ def test_score_table_matches_the_ground_truth(parking_stop_report):
     row = re.search(r"<tr data-type='all'><th>all</th>(.*?)</tr>", html, re.S).group(1)
     cells = re.findall(r"<td class='num'>(.*?)</td>", row)
     # gt, alarms, TP, FP, FN, precision, recall, F1, latency median, max
-    assert cells == ["1", "1", "1", "0", "0", "1.00", "1.00", "1.00", "19.5", "19.5"]
-    assert "<li class='match'>illegal_parking @ no-parking 29.5s" in html
+    assert cells == ["1", "1", "1", "0", "0", "1.00", "1.00", "1.00", "20.0", "20.0"]
+    assert "<li class='match'>illegal_parking @ no-parking 30s" in html
     assert html.count("<li>none</li>") == 2  # no misses, no false alarms
 
 

@@ -41,9 +41,9 @@ def test_dwell_sweep_gives_the_expected_recall_per_row(setup, monkeypatch):
     config, clip, cache_dir = setup
     first = run_sweep(config, clip, cache_dir, "dwell_s=10,20,40")
     rows = [(dict(r.settings)["dwell_s"], r.total.tp, r.total.fp, r.total.recall, r.total.latency_median_s) for r in first.rows]
-    # the van settles at 9.5 s (ground truth: stopped at 10 s); the clip ends at 44.5 s, so with
-    # dwell 40 the alert (49.5 s) would come after the end: recall 0
-    assert rows == [(10.0, 1, 0, 1.0, 9.5), (20.0, 1, 0, 1.0, 19.5), (40.0, 0, 0, 0.0, None)]
+    # the van settles at 10.0 s (ground truth: stopped at 10 s); the clip ends at 44.5 s, so with
+    # dwell 40 the alert (50.0 s) would come after the end: recall 0
+    assert rows == [(10.0, 1, 0, 1.0, 10.0), (20.0, 1, 0, 1.0, 20.0), (40.0, 0, 0, 0.0, None)]
     assert first.best == 0  # F1 ties at 1.0; the lower latency wins
     assert first.frames == 90
 
@@ -54,7 +54,7 @@ def test_dwell_sweep_gives_the_expected_recall_per_row(setup, monkeypatch):
     assert sweep.format_table(second) == sweep.format_table(first)
     table = sweep.format_table(first).splitlines()
     assert table[0].split() == ["dwell_s", "alarms", "tp", "fp", "fn", "precision", "recall", "f1", "lat_med_s"]
-    assert table[2].split() == ["*", "10", "1", "1", "0", "0", "1.00", "1.00", "1.00", "9.5"]
+    assert table[2].split() == ["*", "10", "1", "1", "0", "0", "1.00", "1.00", "1.00", "10.0"]
     assert table[4].split() == ["40", "0", "0", "0", "1", "-", "0.00", "-", "-"]
     assert table[-1] == "* best (F1, then latency): dwell_s=10"
 
@@ -74,7 +74,7 @@ def test_rules_only_replay_equals_the_real_replay_and_is_much_faster(setup, tmp_
         return (a.event, a.zone, a.type, a.stream_time_s, a.first_seen_s, a.at, a.confidence, a.objects)
 
     assert [key(a) for a in cached] == [key(a) for a in real.alerts]
-    assert [a.stream_time_s for a in real.alerts] == [29.5]
+    assert [a.stream_time_s for a in real.alerts] == [30.0]
     print(f"\nreplay {replay_s:.2f} s, rules-only over cached detections {rules_s:.3f} s: {replay_s / rules_s:.0f}x")
     assert replay_s / rules_s > 10
 
@@ -84,10 +84,9 @@ def test_two_keys_and_a_type_prefix(setup):
     result = run_sweep(config, clip, cache_dir, "illegal_parking.dwell_s=20,30", "track.settle_s=3,8")
     got = [(tuple(v for _, v in r.settings), r.total.tp, r.total.latency_median_s) for r in result.rows]
     # settle_s 8: the van counts as stationary 5 s later, but dwell runs from when it settled (at
-    # 9.5 s here, 0.5 s before the ground truth's stop: a van still creeping in settles at one frame
-    # or the next)
-    assert got == [((20.0, 3.0), 1, 19.5), ((20.0, 8.0), 1, 19.5), ((30.0, 3.0), 1, 29.5), ((30.0, 8.0), 1, 29.5)]
-    assert result.best == 0  # same F1, the same latency: the first row
+    # 10.0 s, or one frame earlier: a van still creeping in settles at one frame or the next)
+    assert got == [((20.0, 3.0), 1, 20.0), ((20.0, 8.0), 1, 19.5), ((30.0, 3.0), 1, 30.0), ((30.0, 8.0), 1, 29.5)]
+    assert result.best == 1  # same F1, the earliest alarm
 
 
 def test_min_score_above_every_detection_finds_nothing(setup):

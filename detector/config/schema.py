@@ -112,15 +112,15 @@ class RegionsConfig(Strict):
 
 
 class MotionConfig(Strict):
-    """Motion gating (detector/detect/motion.py, focus.py): the model looks at the part of a region
-    that motion touched, at all of it every `recheck_s`, and not at all where nothing moved; the
-    objects it did not look at are carried, not lost, meanwhile."""
+    """Motion gating (detector/detect/motion.py, focus.py): the model looks at a region when motion
+    touched it, and every `recheck_s` without; the objects it did not look at are carried, not
+    lost, meanwhile."""
 
-    enabled: bool = Field(True, description="Look only where something moved, and at all of each region every recheck_s")
+    enabled: bool = Field(True, description="Skip the model on regions where nothing moved since they were last looked at")
     recheck_s: float = Field(
         5.0,
         gt=0,
-        description="All of a region is looked at again after this long (at most half its zones' shortest grace_s, "
+        description="A region without motion is looked at again after this long (at most half its zones' shortest grace_s, "
         "so a departure the motion detector missed is still seen within grace)",
     )
     threshold: int = Field(20, ge=1, le=255, description="Grey-level change (after contrast stretching) that counts as motion")

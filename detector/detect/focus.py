@@ -6,9 +6,8 @@ rules: the model looks at all of a region on the first frame, after the view cam
 whole scene changed, and whenever it has not for the region's re-check interval, min(motion.
 recheck_s, half the shortest grace_s of its zones), so a stationary object is re-confirmed well
 before its grace could run out, and an arrival or a departure the motion detector missed (night,
-rain, low contrast) is still seen within that interval. In between it looks at the part of a
-region that motion touched (padded like the region, a window on the grid, where that costs less
-than PART_WORTH_IT of the region), or not at all.
+rain, low contrast) is still seen within that interval. In between it looks at a region when
+motion touched it, and not at all otherwise.
 
 What the model did not look at was *not looked at*, which is not *looked at and not seen*: the
 tracker carries the objects it holds there at their last place (detector/track/stationary.py), the
@@ -17,7 +16,7 @@ and the static-object detector takes the model's last boxes there for objects it
 """
 
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -33,9 +32,9 @@ from detector.zones.geometry import Anchor, Coverage, box_iou
 @dataclass(frozen=True)
 class Look:
     """What the detect stage saw in one frame: the model's boxes (frame pixels), its time, the
-    regions of the plan and the windows it ran on (a whole region, or the part of one that motion
-    touched), the frame's motion (None: gating off), and what the model last saw where it did not
-    look (where the static-object detector must not take a parked car for a new object)."""
+    regions of the plan and those it ran on (`windows`), the frame's motion (None: gating off), and
+    what the model last saw in the regions it skipped (where the static-object detector must not
+    take a parked car for a new object)."""
 
     detections: Detections
     inference_ms: float = 0.0
@@ -46,7 +45,7 @@ class Look:
 
     @property
     def coverage(self) -> Coverage:
-        """The windows the model ran on, and the regions it did not look at all of."""
+        """The regions the model ran on, and those it skipped."""
         return Coverage(_boxes(self.windows), _boxes([r for r in self.regions if r not in self.windows]))
 
 
@@ -69,9 +68,6 @@ def focus_settings(config: AppConfig, camera: CameraConfig) -> dict:
         "zones": {zone.id: [list(p) for p in zone.polygon] for zone in camera.zones},
         "recheck_s": recheck_intervals(config, camera),
     }
-
-
-PART_WORTH_IT = 0.8  # a moving part costing more than this share of its region: the whole region
 
 
 class Focus:
@@ -110,7 +106,6 @@ class Focus:
                     stride=shaped[1],
                     margin=self.regions.margin,
                     scale=self.regions.scale,
-                    grounded=self._grounded,
                 )
                 plan = tuple(self._on_grid(region, frame_hw) for region in plan)
             self._plans[frame_hw] = plan
@@ -123,17 +118,15 @@ class Focus:
         frame_hw = image.shape[:2]
         regions = self.plan(frame_hw)
         motion = self.motion.update(image) if self.motion is not None else None
-        looks = [(region, self._window(region, motion, ts, frame_hw)) for region in regions]
-        windows = [window for _, window in looks if window is not None]
+        windows = [region for region in regions if self._due(region, motion, ts)]
         started = time.perf_counter()
         detections = self._detect(image, windows) if windows else Detections.empty()
         inference_ms = (time.perf_counter() - started) * 1000
-        for region, window in looks:
-            if window is not None:
-                self._remember(region, window, detections)
-        outside = [self._outside(region, windows) for region, window in looks if window is not region]
+        for region in windows:
+            self._last_seen[region] = detections[_centres_in(detections, region)]
+        unseen = [self._last_seen.get(region, Detections.empty()) for region in regions if region not in windows]
         fraction = None if motion is None else motion.fraction
-        return Look(detections, inference_ms, regions, tuple(windows), fraction, Detections.merge(outside))
+        return Look(detections, inference_ms, regions, tuple(windows), fraction, Detections.merge(unseen))
 
     def reset(self) -> None:
         if self.motion is not None:
@@ -141,41 +134,17 @@ class Focus:
         self._last_look.clear()
         self._last_seen.clear()
 
-    def _window(self, region: Region, motion, ts: float, frame_hw: tuple[int, int]) -> Region | None:
-        """What the model looks at of `region` this frame: all of it (the first frame, the whole
-        scene moved, gating off, or its re-check is due), the part motion touched (padded like the
-        region), or nothing (no motion there)."""
+    def _due(self, region: Region, motion, ts: float) -> bool:
+        """Whether the model looks at `region` this frame: on the first frame, when the whole scene
+        moved, with gating off, when motion touched it or its re-check is due. (Looking only at the
+        part that moved was tried: the part's edge cut a parked bicycle beside a passer-by, and
+        the bicycle, seen with less of its surroundings, fell below the score threshold.)"""
         last = self._last_look.get(region)
-        if motion is None or motion.everywhere or last is None or ts - last >= self.recheck_s(region) - 1e-9:
-            self._last_look[region] = ts  # the re-check interval counts from the last look at all of it
-            return region
-        moving = motion.boxes[(box_iou(region.xyxy[None], motion.boxes) > 0)[0]] if len(motion.boxes) else motion.boxes
-        if not len(moving):
-            return None
-        shaped = self.detector.shaped_input()
-        if shaped is not None and not region.native:  # a part of a fixed input would cost as much as all of it
-            pad = self.regions.margin * frame_hw[0]
-            x1, y1 = max(region.x1, int(moving[:, 0].min() - pad)), max(region.y1, int(moving[:, 1].min() - pad))
-            x2, y2 = min(region.x2, int(moving[:, 2].max() + pad) + 1), min(region.y2, int(moving[:, 3].max() + pad) + 1)
-            part = self._on_grid(replace(region, x1=x1, y1=y1, x2=x2, y2=y2), frame_hw)
-            if part.cost(shaped[1]) < PART_WORTH_IT * region.cost(shaped[1]):
-                return part
+        due = motion is None or motion.everywhere or last is None or ts - last >= self.recheck_s(region) - 1e-9
+        if not due and not (len(motion.boxes) and (box_iou(region.xyxy[None], motion.boxes) > 0).any()):
+            return False
         self._last_look[region] = ts
-        return region
-
-    def _remember(self, region: Region, part: Region, detections: Detections) -> None:
-        """The model's boxes in `region` after a look at `part` of it: those of this look in the
-        part, and the earlier ones outside it."""
-        before = self._last_seen.get(region, Detections.empty())
-        now = detections[_centres_in(detections, part) & _centres_in(detections, region)]
-        self._last_seen[region] = Detections.merge([before[~_centres_in(before, part)], now])
-
-    def _outside(self, region: Region, windows: list[Region]) -> Detections:
-        """The model's last boxes in `region` where it did not look this frame."""
-        seen = self._last_seen.get(region, Detections.empty())
-        for window in windows:
-            seen = seen[~_centres_in(seen, window)]
-        return seen
+        return True
 
     def _detect(self, image: np.ndarray, regions: list[Region]) -> Detections:
         """The model on `regions`. A box a region's inner edge cut is dropped where another region

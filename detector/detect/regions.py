@@ -5,9 +5,10 @@ zone's box (padded by `regions.margin` of the frame height, since a car parked i
 out of it) costs a fraction of the whole frame. The plan is made once per frame size:
 
 - each zone's padded box is a region; two regions are merged when one crop over both costs no
-  more than the two (overlapping or near), so a frame gets few crops. A zone tested at the
-  bottom centre of boxes (the default anchor: where a vehicle stands) is not padded below: an
-  object in it has its bottom in it and reaches up and sideways out of it, not down;
+  more than the two (overlapping or near), so a frame gets few crops. The margin goes below a
+  zone tested at the bottom centre of boxes too, though its objects reach up and sideways out of
+  it: the model scores an object with what lies around it, and a bicycle at the bottom of a region
+  without that margin fell below the score threshold;
 - a crop is scaled like the whole frame would be (`scale: frame`: the same pixels per object,
   so the same detections), or up to 1:1 pixels (`scale: native`: small distant objects gain
   pixels) where that still costs less than the whole frame;
@@ -87,15 +88,14 @@ def plan_regions(
     stride: int,
     margin: float,
     scale: str = "frame",
-    grounded: frozenset[str] = frozenset(),
 ) -> tuple[Region, ...]:
     """The regions for frames of `frame_hw` (height, width), given each zone's pixel box
-    [x1, y1, x2, y2] (`grounded`: the zones tested at the bottom centre of boxes); the whole
-    frame (at `long_side`, as a frame-shaped input) where crops would not cost clearly less."""
+    [x1, y1, x2, y2]; the whole frame (at `long_side`, as a frame-shaped input) where crops would
+    not cost clearly less."""
     whole = whole_frame(frame_hw, long_side, tuple(zone_boxes))
     budget = WORTH_IT * whole.cost(stride)
     pad = margin * frame_hw[0]
-    rects = [(_padded(box, pad, 0.0 if zone in grounded else pad, frame_hw), (zone,)) for zone, box in zone_boxes.items()]
+    rects = [(_padded(box, pad, frame_hw), (zone,)) for zone, box in zone_boxes.items()]
     sizing = _Sizing(long_side, stride, long_side / max(frame_hw))
     for native in (True, False) if scale == "native" else (False,):
         regions = _merged(
@@ -106,7 +106,7 @@ def plan_regions(
     return (whole,)
 
 
-def _padded(box: np.ndarray, pad: float, below: float, frame_hw: tuple[int, int]) -> tuple[int, int, int, int]:
+def _padded(box: np.ndarray, pad: float, frame_hw: tuple[int, int]) -> tuple[int, int, int, int]:
     height, width = frame_hw
     x1, y1, x2, y2 = (float(v) for v in box)
     fuzz = 1e-3  # normalised coordinates in float32: 0.3 x 720 is 216.00001, not a pixel more
@@ -114,7 +114,7 @@ def _padded(box: np.ndarray, pad: float, below: float, frame_hw: tuple[int, int]
         max(0, math.floor(x1 - pad + fuzz)),
         max(0, math.floor(y1 - pad + fuzz)),
         min(width, math.ceil(x2 + pad - fuzz)),
-        min(height, math.ceil(y2 + below - fuzz)),
+        min(height, math.ceil(y2 + pad - fuzz)),
     )
 
 
