@@ -119,15 +119,15 @@ CASES = {
         ["empty.avi"],
     ),
     "truncated model": (
-        lambda t, b: ["check", str(config_with(t, "models/yolov8n.onnx", str(b / "truncated.onnx")))],
+        lambda t, b: ["check", str(config_with(t, "models/yolov8n_dynamic.onnx", str(b / "truncated.onnx")))],
         ["truncated.onnx: not a loadable ONNX model"],
     ),
     "text as model": (
-        lambda t, b: ["check", str(config_with(t, "models/yolov8n.onnx", str(b / "text.onnx")))],
+        lambda t, b: ["check", str(config_with(t, "models/yolov8n_dynamic.onnx", str(b / "text.onnx")))],
         ["text.onnx: not a loadable ONNX model"],
     ),
     "photo as model": (
-        lambda t, b: ["check", str(config_with(t, "models/yolov8n.onnx", str(b / "photo.onnx")))],
+        lambda t, b: ["check", str(config_with(t, "models/yolov8n_dynamic.onnx", str(b / "photo.onnx")))],
         ["photo.onnx: not a loadable ONNX model"],
     ),
     "zone editor on an impossible port": (
@@ -172,7 +172,7 @@ CASES = {
         ["cameras.vtest.source: ", "broken0: is a directory, not a file"],
     ),
     "model path a directory": (
-        lambda t, b: ["check", str(config_with(t, "models/yolov8n.onnx", str(b / "model.d")))],
+        lambda t, b: ["check", str(config_with(t, "models/yolov8n_dynamic.onnx", str(b / "model.d")))],
         ["model.path: ", "model.d: is a directory, not a file"],
     ),
     # --out

@@ -235,7 +235,7 @@ def test_a_frame_shaped_input_finds_what_the_square_one_finds(clip, transform, i
             "{path: models/yolov8n_dynamic.onnx, imgsz: 320}",
             "320x256",  # 240 rows rounded up to 256
             # the demo's two zones, padded, as windows of the whole frame's input (detector/detect/regions.py)
-            "regions: 2, 0.70 of the whole frame's input: 230x134 at (538,0) for van-no-parking, 768x383 at (0,58) for crossing",
+            "regions: 2, 0.86 of the whole frame's input: 230x211 at (538,0) for van-no-parking, 768x460 at (0,58) for crossing",
         ),
     ],
     ids=["fixed", "dynamic at imgsz 320"],
