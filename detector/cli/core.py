@@ -146,8 +146,8 @@ def _regions_text(regions: tuple, frame_hw: tuple[int, int], model) -> str:
 
     if len(regions) == 1 and regions[0].is_whole(frame_hw):
         return "regions: the whole frame"
-    stride = model.shaped_input()[1]
-    share = sum(r.cost(stride) for r in regions) / whole_frame(frame_hw, model.shaped_input()[0]).cost(stride)
+    long_side, stride = model.shaped_input()
+    share = sum(r.cost(stride) for r in regions) / whole_frame(frame_hw, long_side).cost(stride)
     boxes = ", ".join(f"{r.x2 - r.x1}x{r.y2 - r.y1} at ({r.x1},{r.y1}) for {'+'.join(r.zones)}" for r in regions)
     return f"regions: {len(regions)}, {share:.2f} of the whole frame's input: {boxes}"
 

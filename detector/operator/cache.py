@@ -4,13 +4,12 @@ What is cached is exactly what stages 0 and 1 of `CameraPipeline.process` give f
 frame: the view's state (`watch`; each change, in `meta["view"]`) and, while the view is not
 paused, what `detect` returns: the model's boxes after NMS (at the cache's threshold) plus the
 static-new-object detector's boxes, where the focus looked (the regions in `meta["regions"]`, the
-windows the model ran on, the frame's motion), with the frame's stream time, index and gap. A paused frame
+regions the model ran on, the frame's motion), with the frame's stream time, index and gap. A paused frame
 has no detections, as live. One `.npz` per (model sha256 and input size, clip sha256, detect fps,
 model threshold, NMS IoU, static-object, view and focus settings): change any of them and it is a
 different file, so a stale cache cannot be used by mistake.
 
-Arrays are per frame (FRAME_ARRAYS), per window (WINDOW_ARRAYS, frame i's rows
-window_offsets[i]:window_offsets[i+1]) or per detection (DETECTION_ARRAYS, frame i's rows
+Arrays are per frame (FRAME_ARRAYS) or per detection (DETECTION_ARRAYS, frame i's rows
 offsets[i]:offsets[i+1]); another array is one more name in those tuples.
 
 Filtering the cached model boxes at a *higher* threshold gives exactly what the model would
@@ -47,10 +46,9 @@ from detector.worker import CameraPipeline, uses_static_objects
 
 log = logging.getLogger(__name__)
 
-CACHE_VERSION = 5  # bump when the detect stage changes what it returns (2: the view's state, 3: appearance, 4-5: focus)
-# offsets, window_offsets: one more than frames; motion: NaN where gating is off
-FRAME_ARRAYS = ("ts", "index", "gap_before_s", "inference_ms", "offsets", "window_offsets", "motion")
-WINDOW_ARRAYS = ("window_box", "window_region")  # (x1, y1, x2, y2, long side); the index of its region
+CACHE_VERSION = 6  # bump when the detect stage changes what it returns (2: the view's state, 3: appearance, 4-6: focus)
+# offsets: one more than frames; ran: (frames, regions) the regions the model ran on; motion: NaN where gating is off
+FRAME_ARRAYS = ("ts", "index", "gap_before_s", "inference_ms", "offsets", "ran", "motion")
 DETECTION_ARRAYS = ("xyxy", "confidence", "class_id", "appearance")
 _EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
 
@@ -75,10 +73,8 @@ class DetectionCache:
     gap_before_s: np.ndarray
     inference_ms: np.ndarray
     offsets: np.ndarray  # detections of frame i are rows offsets[i]:offsets[i+1]
-    window_offsets: np.ndarray  # the windows the model ran on in frame i are rows window_offsets[i]:[i+1]
+    ran: np.ndarray  # (frames, regions) bool: which regions of meta["regions"] the model ran on
     motion: np.ndarray  # (frames,) the changed share of the frame; NaN: motion gating off
-    window_box: np.ndarray  # (windows, 5) int: x1, y1, x2, y2, long side
-    window_region: np.ndarray  # (windows,) the index in meta["regions"] of the region it looked into
     xyxy: np.ndarray
     confidence: np.ndarray
     class_id: np.ndarray
@@ -112,13 +108,7 @@ class DetectionCache:
             frame = Frame(image=image, ts=float(self.ts[i]), index=int(self.index[i]), gap_before_s=float(self.gap_before_s[i]))
             view = changes.get(i, view)
             motion = None if np.isnan(self.motion[i]) else float(self.motion[i])
-            windows = tuple(
-                replace(regions[int(r)], x1=int(x1), y1=int(y1), x2=int(x2), y2=int(y2), long_side=int(side))
-                for (x1, y1, x2, y2, side), r in zip(
-                    self.window_box[self.window_offsets[i] : self.window_offsets[i + 1]],
-                    self.window_region[self.window_offsets[i] : self.window_offsets[i + 1]],
-                )
-            )
+            windows = tuple(region for region, ran in zip(regions, self.ran[i]) if ran)
             yield frame, Look(detections, float(self.inference_ms[i]), regions, windows, motion), view
 
 
@@ -152,7 +142,7 @@ def load_cache(path: Path, key: dict) -> DetectionCache | None:
             meta = json.loads(str(data["meta"]))
             if meta.get("key") != key:
                 return None
-            arrays = {name: data[name] for name in FRAME_ARRAYS + WINDOW_ARRAYS + DETECTION_ARRAYS}
+            arrays = {name: data[name] for name in FRAME_ARRAYS + DETECTION_ARRAYS}
     except (OSError, ValueError, KeyError) as exc:
         log.warning("%s: unreadable detection cache (%s); rebuilding it", path, exc)
         return None
@@ -166,7 +156,7 @@ def build_cache(
     pipeline = CameraPipeline.build(config, camera, wall_of=lambda ts: _EPOCH, model_threshold=threshold)
     source = open_source(clip, config.detect.fps)
     ts, index, gaps, inference, offsets, motion = [], [], [], [], [0], []
-    window_offsets, window_box, window_region = [0], [], []
+    ran = []
     boxes, scores, classes, looks = [], [], [], []
     view_changes, view = [], OK_FROM_START
     for frame in source.frames():
@@ -177,10 +167,7 @@ def build_cache(
         look = pipeline.detect(frame) if not view.paused else Look(Detections.empty())
         detections = look.detections
         ts.append(frame.ts), index.append(frame.index), gaps.append(frame.gap_before_s), inference.append(look.inference_ms)
-        for window in look.windows:
-            window_box.append((window.x1, window.y1, window.x2, window.y2, window.long_side))
-            window_region.append(next(i for i, r in enumerate(look.regions) if set(window.zones) == set(r.zones)))
-        window_offsets.append(window_offsets[-1] + len(look.windows))
+        ran.append([region in look.windows for region in pipeline.focus.plan(frame.image.shape[:2])])
         motion.append(np.nan if look.motion is None else look.motion)
         boxes.append(detections.xyxy), scores.append(detections.confidence), classes.append(detections.class_id)
         looks.append(detections.data.get("appearance", np.zeros((len(detections), SIZE), np.float32)))
@@ -207,10 +194,8 @@ def build_cache(
         gap_before_s=np.array(gaps, np.float64),
         inference_ms=np.array(inference, np.float64),
         offsets=np.array(offsets, np.int64),
-        window_offsets=np.array(window_offsets, np.int64),
+        ran=np.array(ran, bool).reshape(len(ts), -1),
         motion=np.array(motion, np.float64),
-        window_box=np.array(window_box, np.int64).reshape(-1, 5),
-        window_region=np.array(window_region, np.int64),
         xyxy=np.concatenate(boxes).astype(np.float32) if boxes else np.zeros((0, 4), np.float32),
         confidence=np.concatenate(scores).astype(np.float32) if scores else np.zeros(0, np.float32),
         class_id=np.concatenate(classes).astype(np.int32) if classes else np.zeros(0, np.int32),
@@ -222,7 +207,7 @@ def save_cache(cache: DetectionCache, path: Path) -> None:
     """Atomically: a sweep interrupted mid-write leaves no half file behind."""
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(path.name + ".tmp.npz")
-    arrays = {name: getattr(cache, name) for name in FRAME_ARRAYS + WINDOW_ARRAYS + DETECTION_ARRAYS}
+    arrays = {name: getattr(cache, name) for name in FRAME_ARRAYS + DETECTION_ARRAYS}
     np.savez_compressed(temporary, meta=np.array(json.dumps(cache.meta)), **arrays)
     os.replace(temporary, path)
 
