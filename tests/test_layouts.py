@@ -9,7 +9,15 @@ import numpy as np
 import pytest
 
 from detector.detect import layouts
-from detector.detect.layouts import LAYOUTS, EndToEndCodec, UltralyticsCodec, YoloxCodec, choose_codec, yolox_grid
+from detector.detect.layouts import (
+    LAYOUTS,
+    EndToEndCodec,
+    UltralyticsCodec,
+    UltralyticsRawCodec,
+    YoloxCodec,
+    anchor_grid,
+    choose_codec,
+)
 from detector.detect.letterbox import Letterbox, frame_shaped_input
 from detector.detect.nms import non_max_suppression
 from detector.errors import ModelError
@@ -20,6 +28,7 @@ from detector.errors import ModelError
 YOLOV8 = {"task": "detect", "end2end": "False", "args": "{'batch': 1, 'dynamic': False, 'nms': False}", "imgsz": "[640, 640]"}
 YOLOV10 = {"task": "detect", "end2end": "True", "imgsz": "[640, 640]"}
 NMS_EXPORT = {"task": "detect", "end2end": "False", "args": "{'batch': 1, 'nms': True}"}
+RAW_HEAD = YOLOV8 | {"detector_layout": "ultralytics-raw"}  # `detector quantize` cut the head's decoding off
 
 # metadata -> the codecs that claim it
 CLAIMS_CASES = [
@@ -29,6 +38,7 @@ CLAIMS_CASES = [
     pytest.param({"task": "detect", "args": "not a literal"}, ["ultralytics"], id="unreadable args"),
     pytest.param(YOLOV10, ["end2end"], id="end2end model (YOLOv10, YOLO26)"),
     pytest.param(NMS_EXPORT, ["end2end"], id="exported with nms=True"),
+    pytest.param(RAW_HEAD, ["ultralytics-raw"], id="head cut before its decoding"),
     pytest.param({}, [], id="no metadata (YOLOX)"),
     pytest.param({"producer": "pytorch"}, [], id="unrelated metadata"),
 ]
@@ -39,11 +49,16 @@ def test_codecs_claim_models_by_metadata(metadata, claimed):
     assert [codec.name for codec in LAYOUTS if codec.claims(metadata)] == claimed
 
 
-# output shape, input (h, w) -> the codecs that fit, in registry order
+# output shape, input (h, w) -> the codecs that fit, in registry order (a raw head's shape fits
+# an Ultralytics output of over 64 channels: only its metadata chooses it)
 FITS_CASES = [
-    pytest.param([1, 84, 8400], (640, 640), ["ultralytics"], id="yolov8n 640"),
-    pytest.param([1, 84, 2100], (320, 320), ["ultralytics"], id="yolov8n 320"),
-    pytest.param(["batch", 84, 8400], (640, 640), ["ultralytics"], id="dynamic batch"),
+    pytest.param([1, 84, 8400], (640, 640), ["ultralytics", "ultralytics-raw"], id="yolov8n 640"),
+    pytest.param([1, 84, 2100], (320, 320), ["ultralytics", "ultralytics-raw"], id="yolov8n 320"),
+    pytest.param(["batch", 84, 8400], (640, 640), ["ultralytics", "ultralytics-raw"], id="dynamic batch"),
+    pytest.param([1, 144, 3360], (256, 640), ["ultralytics", "ultralytics-raw"], id="raw head, 256x640"),
+    pytest.param([1, 144, 3360], (640, 256), ["ultralytics", "ultralytics-raw"], id="raw head, 640x256"),
+    pytest.param([1, 144, 3361], (256, 640), ["ultralytics"], id="raw head: anchors of another input"),
+    pytest.param([1, 64, 3360], (256, 640), ["ultralytics"], id="raw head: bins and no classes"),
     pytest.param([1, 7, 8400], (640, 640), ["ultralytics"], id="3-class ultralytics"),
     pytest.param([1, 3549, 85], (416, 416), ["yolox"], id="yolox-nano 416"),
     pytest.param([1, 8400, 85], (640, 640), ["yolox"], id="yolox 640"),
@@ -79,6 +94,9 @@ CHOOSE_CASES = [
     pytest.param({"task": "detect"}, [1, 300, 6], (640, 640), EndToEndCodec, None, id="shape overrules metadata"),
     # metadata first: a 1-class end-to-end model whose box count happens to be YOLOX's anchor count
     pytest.param(YOLOV10, [1, 3549, 6], (416, 416), EndToEndCodec, None, id="metadata before shape"),
+    pytest.param(RAW_HEAD, [1, 144, 2100], (320, 320), UltralyticsRawCodec, 80, id="raw head"),
+    pytest.param(RAW_HEAD, [1, 67, 3360], (256, 640), UltralyticsRawCodec, 3, id="3-class raw head"),
+    pytest.param(YOLOV8, [1, 144, 2100], (320, 320), UltralyticsCodec, 140, id="raw shape, no raw metadata"),
 ]
 
 
@@ -97,6 +115,7 @@ def test_choose_codec(metadata, shape, input_hw, codec, classes):
         ({}, [1, 4, 8400], "fits none of the supported layouts"),
         ({}, [84, 8400], "fits none of the supported layouts"),
         (YOLOV8, [1, 8400, 5], "fits none of the supported layouts"),
+        (RAW_HEAD, [1, 144, 3000], "fits none of the supported layouts"),
         ({"task": "segment"}, [1, 116, 8400], "an Ultralytics 'segment' model: only detection models are supported"),
         ({"task": "pose"}, [1, 56, 8400], "'pose' model"),
     ],
@@ -123,6 +142,7 @@ def bgr_canvas() -> np.ndarray:
     [
         (UltralyticsCodec, [1.0, 20 / 255, 10 / 255]),  # RGB 0..1
         (EndToEndCodec, [1.0, 20 / 255, 10 / 255]),
+        (UltralyticsRawCodec, [1.0, 20 / 255, 10 / 255]),
         (YoloxCodec, [10, 20, 255]),  # BGR 0..255
     ],
 )
@@ -192,11 +212,58 @@ def test_decode_ultralytics_nothing_above_threshold():
     assert xyxy.shape == (0, 4) and score.shape == (0,) and class_id.shape == (0,)
 
 
+# ---------------------------------------------------------------- raw Ultralytics head decoding
+
+
+def raw_output(input_hw: tuple[int, int], rows: dict[int, tuple[list[float], list[float]]]) -> np.ndarray:
+    """{anchor index: (left, top, right, bottom distances in stride units, class logits)} -> one
+    frame's [64+nc, N], each distance as two equal bins around it (exact at whole and half units)."""
+    anchors = len(anchor_grid(input_hw)[0])
+    classes = len(next(iter(rows.values()))[1])
+    output = np.full((64 + classes, anchors), -20.0, np.float32)  # no class anywhere else
+    output[:64] = 0.0
+    for index, (sides, logits) in rows.items():
+        bins = np.full((4, 16), -50.0, np.float32)
+        for side, distance in enumerate(sides):
+            bins[side, [int(np.floor(distance)), int(np.ceil(distance))]] = 10.0
+        output[:64, index] = bins.ravel()
+        output[64:, index] = logits
+    return output
+
+
+def test_decode_raw_head_boxes_scores_classes():
+    input_hw = (64, 64)  # anchors: 8x8 at stride 8, 4x4 at 16, 2x2 at 32
+    output = raw_output(
+        input_hw,
+        {
+            10: ([2, 1, 3, 4], [-3.0, 2.0]),  # stride 8, cell (2, 1): centre (20, 12); class 1
+            64 + 4: ([1, 1, 1.5, 1], [0.0, -1.0]),  # stride 16, cell (0, 1): centre (8, 24); class 0 at 0.5
+            80 + 3: ([1, 1, 1, 1], [-4.0, -5.0]),  # stride 32: below any useful threshold
+        },
+    )
+    xyxy, score, class_id = UltralyticsRawCodec(input_hw).decode(output, 0.25)
+    np.testing.assert_allclose(xyxy, [[4, 4, 44, 44], [-8, 8, 32, 40]], atol=1e-4)
+    np.testing.assert_allclose(score, [1 / (1 + math.exp(-2.0)), 0.5], rtol=1e-6)
+    assert class_id.tolist() == [1, 0]
+    assert (xyxy.dtype, score.dtype, class_id.dtype) == (np.float32, np.float32, np.int32)
+
+
+@pytest.mark.parametrize("min_score, kept", [(0.0, 3), (0.01, 3), (0.02, 2), (0.5, 2), (0.51, 1), (0.88, 1), (0.89, 0), (1.0, 0)])
+def test_decode_raw_head_filters_by_best_class_score(min_score, kept):
+    output = raw_output(
+        (64, 64), {0: ([1, 1, 1, 1], [2.0, -1.0]), 1: ([1, 1, 1, 1], [-3.0, 0.0]), 2: ([1, 1, 1, 1], [-4.0, -9.0])}
+    )
+    output[64:, 3:] = -60.0  # the empty anchors score under any threshold but 0
+    xyxy, score, class_id = UltralyticsRawCodec((64, 64)).decode(output, min_score)
+    assert len(xyxy) == len(score) == len(class_id) == kept + (len(output[0]) - 3 if min_score == 0 else 0)
+    assert (score >= min_score).all()
+
+
 # ---------------------------------------------------------------- YOLOX decoding
 
 
-def test_yolox_grid_order_and_strides():
-    grid, strides = yolox_grid((64, 32))  # (height, width)
+def test_anchor_grid_order_and_strides():
+    grid, strides = anchor_grid((64, 32))  # (height, width)
     # stride 8: 8 rows x 4 cols, then stride 16: 4 x 2, then stride 32: 2 x 1; row-major, (x, y)
     assert grid.shape == (32 + 8 + 2, 2) and strides.shape == (42, 1)
     assert grid[:5].tolist() == [[0, 0], [1, 0], [2, 0], [3, 0], [0, 1]]
@@ -216,7 +283,7 @@ def yolox_output(anchors: int, classes: int, rows: dict[int, tuple]) -> np.ndarr
 
 
 def test_decode_yolox_boxes_scores_classes():
-    assert len(yolox_grid((64, 64))[0]) == 84  # 64 + 16 + 4 anchors
+    assert len(anchor_grid((64, 64))[0]) == 84  # 64 + 16 + 4 anchors
     output = yolox_output(
         84,
         3,

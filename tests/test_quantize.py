@@ -1,6 +1,7 @@
 """`detector quantize` on the real models and vtest.avi: the head's decode nodes found in each
-graph, box matching by table, an INT8 model that passes the gate and replays like the float
-model, and the refusals (bad arguments; a head quantised too, which finds nothing)."""
+graph, its decoding cut off and done by the detector as the graph did it, box matching by table,
+an INT8 model that passes the gate and replays like the float model, and the refusals (bad
+arguments; a head quantised too, which finds nothing)."""
 
 import os
 import re
@@ -17,7 +18,15 @@ from conftest import ROOT, asset
 
 from detector.config import load_config
 from detector.detect.onnx_backend import OnnxDetector
-from detector.detect.quantize import GateRefused, head_decode_nodes, match_boxes, quantize, read_frames
+from detector.detect.quantize import (
+    GateRefused,
+    cut_before_decode,
+    head_decode_nodes,
+    match_boxes,
+    quantize,
+    read_frames,
+    spread_frames,
+)
 from detector.detections import Detections
 from detector.replay import replay
 
@@ -57,6 +66,34 @@ def test_head_decode_nodes_are_everything_after_the_last_conv_of_each_branch(mod
     assert output_producer.name in kept
     softmax_outputs = {node.output[0] for node in graph.node if node.op_type == "Softmax"}
     assert all(n.input[0] in softmax_outputs for n in graph.node if n.name in kept and n.op_type == "Conv")  # the DFL's only
+
+
+@pytest.mark.parametrize("model", ["models/yolov8n_320.onnx", "models/yolov8n_dynamic.onnx", "models/yolov8n.onnx"])
+def test_a_head_cut_before_its_decoding_finds_what_the_whole_model_finds(model, tmp_path):
+    """The same boxes, scores and classes from the cut graph (float, so nothing but the decoding
+    differs) on vtest frames, as they are and at 720p; the metadata is kept and names the layout."""
+    whole = onnx.load(asset(model))
+    cut = cut_before_decode(whole)
+    assert [o.name for o in cut.graph.output] == ["raw"] and "Softmax" not in {n.op_type for n in cut.graph.node}  # no DFL
+    props = {p.key: p.value for p in cut.metadata_props}
+    assert props == {p.key: p.value for p in whole.metadata_props} | {"detector_layout": "ultralytics-raw"}
+    onnx.save(cut, tmp_path / "cut.onnx")
+    reference = OnnxDetector(asset(model), min_score=0.25, nms_iou=0.5)
+    candidate = OnnxDetector(tmp_path / "cut.onnx", min_score=0.25, nms_iou=0.5)
+    assert candidate.layout.name == "ultralytics-raw" and candidate.names == reference.names
+    frames = spread_frames(asset(VTEST), 4)
+    boxes = 0
+    for frame in frames + [cv2.resize(f, (1280, 720)) for f in frames]:
+        expected, found = reference.detect(frame), candidate.detect(frame)
+        assert found.class_id.tolist() == expected.class_id.tolist()
+        np.testing.assert_allclose(found.xyxy, expected.xyxy, atol=1e-2)
+        np.testing.assert_allclose(found.confidence, expected.confidence, atol=1e-5)
+        boxes += len(found.xyxy)
+    assert boxes >= 40
+
+
+def test_a_head_without_ultralytics_decoding_is_not_cut():
+    assert cut_before_decode(onnx.load(asset("models/yolox_nano.onnx"))) is None
 
 
 def dets(*rows: tuple[float, float, float, float, float, int]) -> Detections:
@@ -128,11 +165,13 @@ def test_the_int8_model_passes_the_gate_with_its_card_and_class_names(quantized)
     model = onnx.load(out)
     ops = Counter(node.op_type for node in model.graph.node)
     assert ops["DequantizeLinear"] > 60 and out.stat().st_size < 0.4 * asset(MODEL).stat().st_size  # int8 weights
-    assert next(n for n in model.graph.node if "output0" in n.output).op_type == "Concat"  # the head in float
+    assert [o.name for o in model.graph.output] == ["raw"] and "Softmax" not in ops  # decoded by the detector
     float_model = onnx.load(asset(MODEL))
     assert {p.key: p.value for p in float_model.metadata_props}.items() <= {p.key: p.value for p in model.metadata_props}.items()
-    assert OnnxDetector(out, min_score=0.35, nms_iou=0.5).names == OnnxDetector(asset(MODEL), min_score=0.35, nms_iou=0.5).names
+    int8 = OnnxDetector(out, min_score=0.35, nms_iou=0.5)
+    assert int8.names == OnnxDetector(asset(MODEL), min_score=0.35, nms_iou=0.5).names and int8.layout.name == "ultralytics-raw"
     card = out.with_suffix(".md").read_text()
+    assert "The head stops before its decoding" in card
     source_digest = "9555ce64c643cbaee569518244fb24de3a1cd05eb57e8759e03ab2191c76e198"
     assert f"`{source_digest}`" in card and f"| `{VTEST}` | 12 | 8 |" in card.replace(str(ROOT) + "/", "")
     assert f"| 8 | {total} | {matched} | {matched / total:.3f} |" in card

@@ -2,6 +2,8 @@
 model finds (`detector quantize`, docs/edge.md).
 
     frames   calibration and held-back frames spread over the site's own clips or image folders
+    cut      an Ultralytics head stops before its decoding (DFL softmax, anchors, sigmoid): the
+             detector decodes only the anchors that score (layouts.UltralyticsRawCodec)
     head     the head's decode nodes, found in the graph and kept in float
     gate     the float and the INT8 model through `OnnxDetector` on the held-back frames: boxes
              matched by class and IoU; below the minimum recall nothing is written
@@ -26,6 +28,7 @@ from detector import __version__
 from detector.capture import FileSource
 from detector.config.schema import DetectConfig
 from detector.detect.base import Detector, file_digest
+from detector.detect.layouts import LAYOUT_KEY, UltralyticsRawCodec
 from detector.detect.onnx_backend import OnnxDetector
 from detector.detections import Detections
 from detector.errors import DetectorError, ModelError, OutputError, SourceError
@@ -152,10 +155,74 @@ def head_decode_nodes(graph) -> list[str]:
     return sorted(node.name for node in tail.values())
 
 
-def quantize_model(source: Path, detector: OnnxDetector, frames: Sequence[np.ndarray], out: Path, *, head_in_float=True) -> int:
+def decode_inputs(graph) -> tuple[str, str] | None:
+    """(distance bins, class logits): the two tensors an Ultralytics head decodes, found by its DFL
+    (Reshape, Transpose, Softmax into a Conv) and by the Sigmoid of the scores that feeds the
+    output; None for a head without them (YOLOX, an end-to-end model)."""
+    producers = {output: node for node in graph.node for output in node.output}
+    consumers: dict[str, list] = {}
+    for node in graph.node:
+        for name in node.input:
+            consumers.setdefault(name, []).append(node)
+    dfl = [n for n in graph.node if n.op_type == "Softmax" and any(c.op_type == "Conv" for c in consumers.get(n.output[0], []))]
+    output = producers.get(graph.output[0].name) if len(graph.output) == 1 else None
+    if len(dfl) != 1 or output is None:
+        return None
+    transpose = producers.get(dfl[0].input[0])
+    reshape = producers.get(transpose.input[0]) if transpose is not None and transpose.op_type == "Transpose" else None
+    sigmoids = [producers.get(name) for name in output.input]
+    sigmoids = [node for node in sigmoids if node is not None and node.op_type == "Sigmoid"]
+    if reshape is None or reshape.op_type != "Reshape" or len(sigmoids) != 1:
+        return None
+    return reshape.input[0], sigmoids[0].input[0]
+
+
+def cut_before_decode(model):
+    """The model with an Ultralytics head's decoding cut off: one output, the distance bins and the
+    class logits concatenated ([B, 64+nc, N]), claimed by `UltralyticsRawCodec` through the
+    metadata; None for a head that has no such decoding."""
+    import onnx
+
+    tensors = decode_inputs(model.graph)
+    if tensors is None:
+        return None
+    graph = model.graph
+    raw = onnx.helper.make_node("Concat", list(tensors), ["raw"], name="detector/raw_head", axis=1)
+    output = onnx.helper.make_tensor_value_info("raw", onnx.TensorProto.FLOAT, None)
+    # what the new output needs, walked back by hand: onnx.utils.Extractor wants the shapes of the
+    # cut tensors inferred, which a dynamic export's Reshapes leave unknown
+    producers = {name: node for node in [*graph.node, raw] for name in node.output}
+    needed, pending = {}, ["raw"]
+    while pending:
+        node = producers.get(pending.pop())
+        if node is not None and node.output[0] not in needed:
+            needed[node.output[0]] = node
+            pending.extend(node.input)
+    nodes = [node for node in [*graph.node, raw] if node.output[0] in needed]  # in the graph's (topological) order
+    used = {name for node in nodes for name in node.input}
+    cut = onnx.ModelProto()
+    cut.CopyFrom(model)
+    cut.graph.CopyFrom(
+        onnx.helper.make_graph(
+            nodes,
+            graph.name,
+            list(graph.input),
+            [output],
+            [tensor for tensor in graph.initializer if tensor.name in used],
+            value_info=[info for info in graph.value_info if info.name in used],
+        )
+    )
+    onnx.helper.set_model_props(cut, {**{p.key: p.value for p in model.metadata_props}, LAYOUT_KEY: UltralyticsRawCodec.name})
+    return cut
+
+
+def quantize_model(
+    source: Path, detector: OnnxDetector, frames: Sequence[np.ndarray], out: Path, *, head_in_float=True
+) -> tuple[int, bool]:
     """Write the INT8 QDQ model of `source` (opened as `detector`) to `out`, calibrated on BGR
-    `frames`; returns how many decode nodes were kept in float. `head_in_float=False` quantises
-    every node: only to show what the gate refuses."""
+    `frames`; returns how many nodes of the head were kept in float and whether its decoding was
+    cut off. `head_in_float=False` quantises every node of the graph as exported: only to show
+    what the gate refuses."""
     try:
         import onnx
     except ImportError:
@@ -165,6 +232,8 @@ def quantize_model(source: Path, detector: OnnxDetector, frames: Sequence[np.nda
     model = onnx.load(str(source))
     if any(node.op_type in _QUANTISED_OPS for node in model.graph.node):
         raise ModelError(f"{source}: already quantised; give the float model")
+    cut = cut_before_decode(model) if head_in_float else None
+    model = cut or model
     try:
         kept_float = head_decode_nodes(model.graph) if head_in_float else []
     except ModelError as exc:
@@ -189,7 +258,7 @@ def quantize_model(source: Path, detector: OnnxDetector, frames: Sequence[np.nda
             activation_type=QuantType.QUInt8,  # u8 x s8: onnxruntime's fast x86 kernels; s8 x s8 ran slower than float
             nodes_to_exclude=kept_float,
         )
-    return len(kept_float)
+    return len(kept_float), cut is not None
 
 
 @contextmanager
@@ -275,7 +344,7 @@ def quantize(
     if not calibration:
         raise SourceError(f"the sources give {len(held)} frames, all held back: none left to calibrate on")
     with _staged(out) as staged:
-        kept_float = quantize_model(model, reference, calibration, staged, head_in_float=head_in_float)
+        kept_float, cut = quantize_model(model, reference, calibration, staged, head_in_float=head_in_float)
         candidate = OnnxDetector(staged, min_score=defaults.min_score, nms_iou=defaults.nms_iou)
         gate = compare_models(reference, candidate, held)
         if gate.float_boxes == 0:
@@ -285,7 +354,8 @@ def quantize(
         os.replace(staged, out)
     card = out.with_suffix(".md")
     card.write_text(
-        model_card(model, out, samples, gate, min_recall=min_recall, kept_float=kept_float, command=command), encoding="utf-8"
+        model_card(model, out, samples, gate, min_recall=min_recall, kept_float=kept_float, cut=cut, command=command),
+        encoding="utf-8",
     )
     return Quantized(out, card, gate)
 
@@ -305,13 +375,31 @@ def _staged(out: Path) -> Iterator[Path]:
 
 
 def model_card(
-    model: Path, out: Path, samples: Sequence[SourceFrames], gate: GateResult, *, min_recall: float, kept_float: int, command: str
+    model: Path,
+    out: Path,
+    samples: Sequence[SourceFrames],
+    gate: GateResult,
+    *,
+    min_recall: float,
+    kept_float: int,
+    cut: bool,
+    command: str,
 ) -> str:
     """The INT8 model's card in the style of models/*.md: files, calibration, gate, how to redo it."""
     import onnxruntime
 
     defaults = DetectConfig()
     sources = "\n".join(f"| `{s.source}` | {len(s.calibration)} | {len(s.held_back)} |" for s in samples)
+    head = (
+        f"""The head stops before its decoding (the DFL softmax over distance bins, the anchor grid, the
+score sigmoid): its output is the bins and the class logits (`{LAYOUT_KEY}: {UltralyticsRawCodec.name}` in
+the metadata), and the detector decodes only the anchors that clear the score. The {kept_float} nodes
+after the last Conv of each branch stay in float."""
+        if cut
+        else f"""The {kept_float} nodes of the head's decoding (after the last Conv of each detection branch)
+stay in float: boxes and class scores share one output tensor, and its one quantisation scale, set
+by pixel coordinates, is coarser than the whole range of a score."""
+    )
     return f"""# Model card: `{out.name}`, static INT8 of `{model.name}`
 
 Written by `detector quantize` (detector {__version__}, onnxruntime {onnxruntime.__version__}) on
@@ -325,9 +413,7 @@ so is the licence (see the source model's card).
 
 ## Quantisation
 ONNX QDQ, INT8 weights per output channel, UINT8 activations, MinMax ranges from the calibration
-frames. The {kept_float} nodes of the head's decoding (after the last Conv of each detection branch)
-stay in float: boxes and class scores share one output tensor, and its one quantisation scale, set
-by pixel coordinates, is coarser than the whole range of a score.
+frames. {head}
 
 | source | calibration frames | held-back frames |
 |---|---|---|

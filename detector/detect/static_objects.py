@@ -266,6 +266,8 @@ class StaticObjectDetector:
         blob of `mask` after a morphological clean-up, from min_area up."""
         mask = cv2.morphologyEx(mask.astype(np.uint8), cv2.MORPH_OPEN, self._kernel)
         mask = cv2.morphologyEx(mask, cv2.MORPH_CLOSE, self._kernel)
+        if not cv2.countNonZero(mask):  # the usual case; labelling an empty mask costs as much as a full one
+            return
         count, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
         for label in range(1, count):
             x, y, w, h, area = stats[label]

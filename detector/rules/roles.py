@@ -29,7 +29,7 @@ class RoleMap:
     """Class ids per role, resolved once against the model's names (plus `static_object`)."""
 
     labels: tuple[str, ...]
-    ids: dict[str, np.ndarray]
+    members: dict[str, np.ndarray]  # per role, a bool per label: looked up by class id (np.isin costs 20x more)
     unknown: tuple[str, ...]  # configured names the model does not have
 
     @classmethod
@@ -37,20 +37,20 @@ class RoleMap:
         """`classes`: the configured class names per role (the config's `roles` section)."""
         labels = (*model_names, STATIC_OBJECT_LABEL)
         index = {name: i for i, name in enumerate(labels)}
-        ids, unknown = {}, []
+        members, unknown = {}, []
         for role in roles:
             names = classes[role.name]
             unknown += [f"roles.{role.name}: {n}" for n in names if n not in index]
             found = [index[n] for n in names if n in index] + ([index[STATIC_OBJECT_LABEL]] if role.static_objects else [])
-            ids[role.name] = np.array(found, np.int32)
-        return cls(labels=labels, ids=ids, unknown=tuple(unknown))
+            members[role.name] = np.isin(np.arange(len(labels)), found)
+        return cls(labels=labels, members=members, unknown=tuple(unknown))
 
     @property
     def static_object_id(self) -> int:
         return len(self.labels) - 1
 
     def has(self, role: str, class_id: np.ndarray) -> np.ndarray:
-        return np.isin(class_id, self.ids[role])
+        return self.members[role][class_id]
 
     def has_any(self, roles: Iterable[Role], class_id: np.ndarray) -> np.ndarray:
         mask = np.zeros(len(class_id), bool)

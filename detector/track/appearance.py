@@ -36,23 +36,30 @@ def signatures(image: np.ndarray, xyxy: np.ndarray) -> np.ndarray:
         return out
     sample = image[::8, ::8].astype(np.int16)
     monochrome = float(np.abs(np.diff(sample, axis=2)).mean()) * 2 < MONOCHROME
-    for i, (x1, y1, x2, y2) in enumerate(np.asarray(xyxy, np.float32)):
-        mx, my = MARGIN * (x2 - x1), MARGIN * (y2 - y1)
-        grown = _crop(image, x1 - mx, y1 - my, x2 + mx, y2 + my)
-        out[i, :-2] = cv2.cvtColor(cv2.resize(grown, (OUTER, OUTER), interpolation=cv2.INTER_AREA), cv2.COLOR_BGR2GRAY).ravel()
-        if monochrome:
-            out[i, -2:] = np.nan
-        else:
-            box = cv2.resize(_crop(image, x1, y1, x2, y2), (8, 8), interpolation=cv2.INTER_AREA)
-            out[i, -2:] = cv2.cvtColor(box, cv2.COLOR_BGR2LAB).reshape(-1, 3)[:, 1:].astype(np.float32).mean(axis=0) - 128
+    boxes = np.asarray(xyxy, np.float32)
+    margin = MARGIN * (boxes[:, 2:] - boxes[:, :2])
+    grown = _crops(image, np.concatenate([boxes[:, :2] - margin, boxes[:, 2:] + margin], axis=1))
+    for i, (x1, y1, x2, y2) in enumerate(grown):
+        thumb = cv2.resize(image[y1:y2, x1:x2], (OUTER, OUTER), interpolation=cv2.INTER_AREA)
+        out[i, :-2] = cv2.cvtColor(thumb, cv2.COLOR_BGR2GRAY).ravel()
+    if monochrome:
+        out[:, -2:] = np.nan
+        return out
+    for i, (x1, y1, x2, y2) in enumerate(_crops(image, boxes)):
+        box = cv2.resize(image[y1:y2, x1:x2], (8, 8), interpolation=cv2.INTER_AREA)
+        out[i, -2:] = cv2.cvtColor(box, cv2.COLOR_BGR2LAB).reshape(-1, 3)[:, 1:].astype(np.float32).mean(axis=0) - 128
     return out
 
 
-def _crop(image: np.ndarray, x1: float, y1: float, x2: float, y2: float) -> np.ndarray:
+def _crops(image: np.ndarray, boxes: np.ndarray) -> list[list[int]]:
+    """Each box's pixel bounds in the frame, at least one pixel wide and high (all boxes at
+    once: per box, NumPy's scalar calls cost more than the crop)."""
     height, width = image.shape[:2]
-    left, top = int(np.clip(round(x1), 0, width - 1)), int(np.clip(round(y1), 0, height - 1))
-    right, bottom = int(np.clip(round(x2), left + 1, width)), int(np.clip(round(y2), top + 1, height))
-    return image[top:bottom, left:right]
+    left = np.clip(np.rint(boxes[:, 0]), 0, width - 1)
+    top = np.clip(np.rint(boxes[:, 1]), 0, height - 1)
+    right = np.clip(np.rint(boxes[:, 2]), left + 1, width)
+    bottom = np.clip(np.rint(boxes[:, 3]), top + 1, height)
+    return np.stack([left, top, right, bottom], axis=1).astype(int).tolist()
 
 
 def correlation(a: np.ndarray, b: np.ndarray) -> float:
