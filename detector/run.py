@@ -27,7 +27,7 @@ from pathlib import Path
 from detector.alerts import EvidenceWriter, JsonlSink, LogSink, OpenAlerts
 from detector.backoff import Backoff
 from detector.budget import GatedDetector, InferenceSlots
-from detector.capture import open_source
+from detector.capture import open_camera
 from detector.config import AppConfig
 from detector.health import HealthMeter
 from detector.mqtt.channel import AlertChannel
@@ -110,17 +110,7 @@ def run_camera(
     retention = Retention(files, config.retention, storage, channel.outbox.alert_ids)
     retention.open_ids = frozenset(alert.id for alert in pipeline.restore_open_alerts())
     retention.start()
-    source = open_source(
-        camera.source,
-        config.detect.fps,
-        live=True,
-        name=camera.id,
-        transport=camera.transport,
-        open_timeout_s=camera.open_timeout_s,
-        read_timeout_s=camera.read_timeout_s,
-        decode=camera.decode,
-        backoff=Backoff(camera.reconnect_min_s, camera.reconnect_max_s),
-    )
+    source = open_camera(camera, config.detect.fps, backoff=Backoff(camera.reconnect_min_s, camera.reconnect_max_s))
     meter.source = source
     beat = beat or (lambda: None)
     meter.report("starting")  # after the model loaded: from here the supervisor expects beats

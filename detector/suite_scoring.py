@@ -147,6 +147,40 @@ def format_suite(results: list[ClipScore]) -> str:
     return "\n".join(lines)
 
 
+def format_comparison(suites: Mapping[str, list[ClipScore]]) -> str:
+    """Suites of the same clips side by side (a model against another, `detector score --versus`):
+    per clip, false alerts and TP/FN of each; per violation type, recall and false alerts of each."""
+    names = list(suites)
+    by_clip = [{r.clip: r for r in results} for results in suites.values()]
+    clips = sorted(set().union(*by_clip))
+    header = ("clip", "expected", *(f"{name}: {cell}" for name in names for cell in ("false", "TP/FN", "latency s")))
+    rows = []
+    for clip in clips:
+        truth = next(results[clip].ground_truth for results in by_clip if clip in results)
+        expected = ", ".join(f"{e.type}@{e.begin_s:g}s" for e in truth.events) or "none"
+        cells: list[str] = []
+        for results in by_clip:
+            overall = results[clip].score.overall if clip in results else None
+            cells += (
+                ["-", "-", "-"]
+                if overall is None
+                else [str(overall.fp), f"{overall.tp}/{overall.fn}", _seconds(overall.latency_max_s)]
+            )
+        rows.append((clip, expected, *cells))
+    lines = _table(header, rows)
+    kinds = sorted({row.type for results in suites.values() for r in results for row in r.score.rows if row.type != "all"})
+    type_rows = []
+    for kind in [*kinds, "all"]:
+        cells = []
+        for results in suites.values():
+            rows_of = [r.score.row(kind) for r in results]
+            found, events = sum(row.tp for row in rows_of), sum(row.ground_truth for row in rows_of)
+            cells += ["-" if events == 0 else f"{found / events:.2f} ({found}/{events})", str(sum(row.fp for row in rows_of))]
+        type_rows.append((kind, *cells))
+    lines += ["", *_table(("type", *(f"{name}: {cell}" for name in names for cell in ("recall", "false alerts"))), type_rows)]
+    return "\n".join(lines)
+
+
 def _clip_cells(result: ClipScore) -> tuple[str, ...]:
     overall = result.score.overall
     expected = ", ".join(f"{e.type}@{e.begin_s:g}s" for e in result.ground_truth.events) or "none"

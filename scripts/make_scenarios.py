@@ -136,6 +136,32 @@ def _need(mapping: dict, key: str, where: str) -> Any:
     return mapping[key]
 
 
+def parse_sprite_source(src: dict, where: str) -> SpriteSource:
+    """A sprite's `source` mapping (a still or a clip frame, box, mask, tint; sample_videos/README.md),
+    checked; `where` names it in errors. scripts/make_training_data.py reads its cut-outs with it too."""
+    if not isinstance(src, dict) or ("clip" in src) == ("image" in src):
+        raise ScenarioError(f"{where}: give exactly one of clip or image")
+    box = tuple(int(v) for v in _need(src, "box", where))
+    if len(box) != 4 or box[2] <= box[0] or box[3] <= box[1]:
+        raise ScenarioError(f"{where}.box must be [x1, y1, x2, y2] with x2 > x1, y2 > y1, got {list(box)}")
+    mask = src.get("mask") or {}
+    source = SpriteSource(
+        clip=src.get("clip"),
+        image=src.get("image"),
+        frame=int(src.get("frame", 0)),
+        box=box,
+        mask_background=tuple(int(f) for f in mask.get("background_frames", ())),
+        mask_threshold=int(mask.get("threshold", 30)),
+        mask_polygon=tuple((int(x), int(y)) for x, y in mask.get("polygon", ())),
+        tint=tuple(float(v) for v in src.get("tint", (1.0, 1.0, 1.0))),
+    )
+    if len(source.tint) != 3 or not all(0 <= v <= 4 for v in source.tint):
+        raise ScenarioError(f"{where}.tint must be three gains [b, g, r] in 0..4, got {list(source.tint)}")
+    if source.mask_polygon and len(source.mask_polygon) < 3:
+        raise ScenarioError(f"{where}.mask.polygon needs at least 3 points")
+    return source
+
+
 def load_definition(name_or_path: str | Path) -> Scenario:
     path = scenario_path(name_or_path)
     raw_bytes = path.read_bytes()
@@ -158,27 +184,7 @@ def load_definition(name_or_path: str | Path) -> Scenario:
         extra_digest += reused.path.read_bytes()
     for i, item in enumerate(data.get("sprites") or []):
         sw = f"{where}: sprites[{i}]"
-        src = _need(item, "source", sw)
-        if ("clip" in src) == ("image" in src):
-            raise ScenarioError(f"{sw}.source: give exactly one of clip or image")
-        box = tuple(int(v) for v in _need(src, "box", sw + ".source"))
-        if len(box) != 4 or box[2] <= box[0] or box[3] <= box[1]:
-            raise ScenarioError(f"{sw}.source.box must be [x1, y1, x2, y2] with x2 > x1, y2 > y1, got {list(box)}")
-        mask = src.get("mask") or {}
-        source = SpriteSource(
-            clip=src.get("clip"),
-            image=src.get("image"),
-            frame=int(src.get("frame", 0)),
-            box=box,
-            mask_background=tuple(int(f) for f in mask.get("background_frames", ())),
-            mask_threshold=int(mask.get("threshold", 30)),
-            mask_polygon=tuple((int(x), int(y)) for x, y in mask.get("polygon", ())),
-            tint=tuple(float(v) for v in src.get("tint", (1.0, 1.0, 1.0))),
-        )
-        if len(source.tint) != 3 or not all(0 <= v <= 4 for v in source.tint):
-            raise ScenarioError(f"{sw}.source.tint must be three gains [b, g, r] in 0..4, got {list(source.tint)}")
-        if source.mask_polygon and len(source.mask_polygon) < 3:
-            raise ScenarioError(f"{sw}.source.mask.polygon needs at least 3 points")
+        source = parse_sprite_source(_need(item, "source", sw), sw + ".source")
         keyframes, scale = [], 1.0
         for k, kf in enumerate(_need(item, "keyframes", sw)):
             scale = float(kf.get("scale", scale))
@@ -323,6 +329,14 @@ def sprite_box(sprite: Sprite, t: float) -> tuple[int, int, int, int] | None:
     return left, top, left + w, top + h
 
 
+def scale_sprite(pixels: np.ndarray, alpha: np.ndarray, w: int, h: int) -> tuple[np.ndarray, np.ndarray]:
+    """A cut sprite's pixels and alpha resized to w x h (area averaging when it shrinks)."""
+    if (w, h) == pixels.shape[1::-1]:
+        return pixels, alpha
+    interp = cv2.INTER_AREA if w < pixels.shape[1] else cv2.INTER_LINEAR
+    return cv2.resize(pixels, (w, h), interpolation=interp), np.clip(cv2.resize(alpha, (w, h), interpolation=interp), 0, 1)
+
+
 class _Prepared:
     def __init__(self, sprite: Sprite) -> None:
         self.sprite = sprite
@@ -331,22 +345,20 @@ class _Prepared:
 
     def scaled(self, w: int, h: int) -> tuple[np.ndarray, np.ndarray]:
         if (w, h) not in self._scaled:
-            if (w, h) == self.pixels.shape[1::-1]:
-                self._scaled[(w, h)] = (self.pixels, self.alpha)
-            else:
-                shrink = w < self.pixels.shape[1]
-                interp = cv2.INTER_AREA if shrink else cv2.INTER_LINEAR
-                self._scaled[(w, h)] = (
-                    cv2.resize(self.pixels, (w, h), interpolation=interp),
-                    np.clip(cv2.resize(self.alpha, (w, h), interpolation=interp), 0, 1),
-                )
+            self._scaled[(w, h)] = scale_sprite(self.pixels, self.alpha, w, h)
         return self._scaled[(w, h)]
 
 
 def composite(frame: np.ndarray, prepared: _Prepared, box: tuple[int, int, int, int]) -> None:
     """Paste a prepared sprite at box (in place), clipped to the frame."""
     left, top, right, bottom = box
-    pixels, alpha = prepared.scaled(right - left, bottom - top)
+    paste(frame, *prepared.scaled(right - left, bottom - top), box)
+
+
+def paste(frame: np.ndarray, pixels: np.ndarray, alpha: np.ndarray, box: tuple[int, int, int, int]) -> None:
+    """Alpha-blend sprite pixels (float32 BGR) and alpha (float32 0..1), already of the box's size,
+    into `frame` at box (in place), clipped to the frame."""
+    left, top, right, bottom = box
     fh, fw = frame.shape[:2]
     x1, y1, x2, y2 = max(left, 0), max(top, 0), min(right, fw), min(bottom, fh)
     if x1 >= x2 or y1 >= y2:

@@ -21,5 +21,5 @@ if [ ${#missing[@]} -gt 0 ] || ! ls /var/lib/apt/lists/*Packages* >/dev/null 2>&
     echo "scripts/test.sh: please install: ${missing[*]} (sudo apt-get install ${missing[*]})" >&2
   fi
 fi
-scripts/setup.sh
+DETECTOR_EXTRAS=test,ultralytics scripts/setup.sh
 exec .venv/bin/python -m pytest -ra "$@"

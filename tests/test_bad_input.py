@@ -231,7 +231,11 @@ CASES = {
     ),
     "--max-latency for one events file": (
         lambda t, b: ["score", str(b / "garbage.jsonl"), "sample_videos/ground_truth/vtest.gt.yaml", "--max-latency", "30"],
-        ["--max-latency is for a suite"],
+        ["--max-latency and --versus are for a suite"],
+    ),
+    "--versus for one events file": (
+        lambda t, b: ["score", str(b / "garbage.jsonl"), "sample_videos/ground_truth/vtest.gt.yaml", "--versus", str(t)],
+        ["--max-latency and --versus are for a suite"],
     ),
 }
 

@@ -118,3 +118,48 @@ def test_the_alert_schema_lists_every_type():
 
     schema = json.loads((ROOT / "docs/alert.schema.json").read_text())
     assert schema["properties"]["type"]["enum"] == [rule.type for rule in RULE_TYPES]
+
+
+# `detector check`: the zone types a model cannot raise. (model classes, role overrides, static
+# objects on) -> the types warned about for a zone of all four types
+TRAINED = ["vehicle", "person", "vendor", "vending_item", "garbage", "nonmotor"]  # `detector train`'s classes
+BLIND_CASES = {
+    "COCO model, defaults": (COCO, {}, True, []),
+    "COCO model, no static objects: garbage still has its COCO classes": (COCO, {}, False, []),
+    "no garbage classes and no static objects": (COCO, {"garbage": ()}, False, ["stray_garbage"]),
+    "no garbage classes, static objects on": (COCO, {"garbage": ()}, True, []),
+    "vending: the person + item fallback": (COCO, {"vendor": ()}, True, []),
+    "vending: a vendor class alone": (["vendor"], {"vendor": ("vendor",)}, True, ["illegal_parking", "nonmotor_parking"]),
+    "vending: persons without items": (COCO, {"vending_item": ()}, True, ["street_vending"]),
+    "a model of other classes": (
+        ["dog", "cat"],
+        {},
+        False,
+        ["illegal_parking", "street_vending", "stray_garbage", "nonmotor_parking"],
+    ),
+    "trained on the roles, mapped": (TRAINED, {role: (role,) for role in TRAINED}, False, []),
+    "trained on the roles, left on COCO names": (TRAINED, {}, True, ["illegal_parking", "street_vending", "nonmotor_parking"]),
+}
+
+
+@pytest.mark.parametrize("names, overrides, static_objects, blind", BLIND_CASES.values(), ids=BLIND_CASES.keys())
+def test_check_names_the_zone_types_a_model_cannot_raise(names, overrides, static_objects, blind):
+    from detector.cli.core import blind_zones
+    from detector.config import load_config
+
+    text = f"""
+site: t
+model: {{path: models/yolov8n.onnx}}
+static_objects: {{enabled: {str(static_objects).lower()}}}
+cameras:
+  - id: c
+    source: sample_videos/clips/vtest.avi
+    zones:
+      - id: z
+        polygon: [[0, 0], [1, 0], [1, 1], [0, 1]]
+        violations: [illegal_parking, street_vending, stray_garbage, nonmotor_parking]
+"""
+    config = load_config("t.yaml", text=text)
+    roles = role_map(names, RoleClasses(**overrides))
+    warned = [line.split(": ")[1].split()[0] for line in blind_zones(config, roles)]
+    assert warned == blind

@@ -5,7 +5,7 @@ import pytest
 from conftest import make_alert
 
 from detector.scoring import GroundTruth, GroundTruthEvent
-from detector.suite_scoring import format_suite, load_suite, score_clip
+from detector.suite_scoring import format_comparison, format_suite, load_suite, score_clip
 
 P = "illegal_parking"
 LIMITS = {P: 30.0}  # dwell 20 s + 10 s
@@ -132,3 +132,19 @@ def test_bad_suite_names_the_problem(tmp_path, clips, message):
     with pytest.raises(ValueError) as info:
         load_suite(out, gt)
     assert message in str(info.value)
+
+
+def test_two_suites_side_by_side():
+    """A base model that misses the violation and a trained one that finds it, on the same clips
+    (one clip only the base replayed): per clip and per type, each suite's figures."""
+    quiet = GroundTruth((), "cam")
+    base = [score_clip("parking", [], truth()), score_clip("quiet", [alert("start", 5, zone="z2")], quiet)]
+    trained = [score_clip("parking", [alert("start", 26.5)], truth())]
+    lines = format_comparison({"base": base, "trained": trained}).splitlines()
+    rows = {line.split("  ")[0]: line.split() for line in lines}
+    assert lines[0].split("  ")[0] == "clip" and "base: TP/FN" in lines[0] and "trained: latency s" in lines[0]
+    assert rows["parking"] == ["parking", "illegal_parking@10s", "0", "0/1", "-", "0", "1/0", "16.5"]
+    assert rows["quiet"] == ["quiet", "none", "1", "0/0", "-", "-", "-", "-"]
+    # per type: recall and false alerts of each
+    assert rows["illegal_parking"] == ["illegal_parking", "0.00", "(0/1)", "1", "1.00", "(1/1)", "0"]
+    assert rows["all"] == ["all", "0.00", "(0/1)", "1", "1.00", "(1/1)", "0"]

@@ -16,7 +16,17 @@ from detector.capture.source import FrameSource, SourceStats
 from detector.errors import SourceError, redact_url
 from detector.urls import is_stream_url
 
-__all__ = ["FileSource", "Frame", "FrameSource", "LiveSource", "Sampler", "SourceStats", "StreamClock", "open_source"]
+__all__ = [
+    "FileSource",
+    "Frame",
+    "FrameSource",
+    "LiveSource",
+    "Sampler",
+    "SourceStats",
+    "StreamClock",
+    "open_camera",
+    "open_source",
+]
 
 
 def open_source(source: str | Path, fps: float, *, live: bool = False, **options) -> FrameSource:
@@ -31,3 +41,19 @@ def open_source(source: str | Path, fps: float, *, live: bool = False, **options
     if is_stream_url(source):
         raise SourceError(f"{redact_url(source)} is a live stream; this needs a recorded video file")
     return FileSource(source, fps, **options).open()
+
+
+def open_camera(camera, fps: float, source: str | Path | None = None, **options) -> FrameSource:
+    """A camera (its config: detector.config.CameraConfig) read live as `detector run` reads it:
+    its transport, timeouts and decode setting; `source`: another stream or a recording of it."""
+    return open_source(
+        source if source is not None else camera.source,
+        fps,
+        live=True,
+        name=camera.id,
+        transport=camera.transport,
+        open_timeout_s=camera.open_timeout_s,
+        read_timeout_s=camera.read_timeout_s,
+        decode=camera.decode,
+        **options,
+    )

@@ -39,13 +39,27 @@ def wall_time(text: str) -> datetime:
 
 def seconds(text: str) -> float:
     """`--tolerance`: a finite number of seconds, 0 or more."""
+    value = _finite(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds >= 0")
+    return value
+
+
+def positive_seconds(text: str) -> float:
+    """`--every`, `--seconds`: a finite number of seconds above 0."""
+    value = _finite(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds above 0")
+    return value
+
+
+def _finite(text: str) -> float:
+    """The number, or -inf where it is none or not finite (refused by every caller)."""
     try:
         value = float(text)
     except ValueError:
-        value = math.nan
-    if not math.isfinite(value) or value < 0:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds >= 0")
-    return value
+        return -math.inf
+    return value if math.isfinite(value) else -math.inf
 
 
 def site_time(moment: datetime | None, config) -> datetime | None:

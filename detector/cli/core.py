@@ -54,6 +54,12 @@ def add_commands(commands) -> None:
         type=seconds,
         help="suite only: an alarm later than this after its violation began fails the suite (e.g. dwell + 10 s)",
     )
+    score.add_argument(
+        "--versus",
+        type=Path,
+        metavar="EVENTS",
+        help="suite only: another folder of replays of the same clips (another model), scored side by side in one table",
+    )
     score.set_defaults(command=_score)
 
 
@@ -116,8 +122,11 @@ def _check(args: argparse.Namespace) -> int:
     print(f"config ok: site {config.site}, {len(config.cameras)} cameras, {zones} zones")
     model = open_configured_model(config)
     print(f"model ok: {model.path} ({len(model.names)} classes, sha256 {model.digest[:12]})")
-    for unknown in role_map(config, model.names).unknown:
+    roles = role_map(config, model.names)
+    for unknown in roles.unknown:
         print(f"  warning: {unknown} is not a class of this model")
+    for warning in blind_zones(config, roles):
+        print(f"  warning: {warning}")
     for camera in config.cameras:
         if not camera.is_file:
             print(f"camera {camera.id}: {redact_url(camera.source)} (live sources are opened by `detector run`)")
@@ -138,6 +147,28 @@ def _check(args: argparse.Namespace) -> int:
         )
         print(f"  {_regions_text(Focus(config, camera, model).plan((height, width)), (height, width), model)}")
     return 0
+
+
+def blind_zones(config, roles) -> list[str]:
+    """A line per zone and type that the model cannot raise: no class plays any of the roles the
+    type needs, and no fallback (the static-object detector, where the role takes its boxes)."""
+    from detector.rules.violations import RULES
+
+    def played(role) -> bool:
+        return bool(roles.members[role.name][:-1].any()) or (role.static_objects and config.static_objects.enabled)
+
+    lines = []
+    for camera in config.cameras:
+        for zone in camera.zones:
+            for violation in zone.violations:
+                ways = RULES[violation].ways()
+                if not any(all(played(role) for role in way) for way in ways):
+                    needs = " or ".join(" + ".join(role.name for role in way) for way in ways)
+                    lines.append(
+                        f"camera {camera.id} zone {zone.id}: {violation} needs a class for {needs} (config `roles`); "
+                        "this model has none and there is no fallback: the zone never raises it"
+                    )
+    return lines
 
 
 def _regions_text(regions: tuple, frame_hw: tuple[int, int], model) -> str:
@@ -172,8 +203,8 @@ def _score(args: argparse.Namespace) -> int:
 
     if args.events.is_dir():
         return _score_suite(args)
-    if args.max_latency is not None:
-        raise ConfigError("--max-latency is for a suite (EVENTS a folder of <camera>/events.jsonl)")
+    if args.max_latency is not None or args.versus is not None:
+        raise ConfigError("--max-latency and --versus are for a suite (EVENTS a folder of <camera>/events.jsonl)")
     skipped: list[str] = []
     try:
         ground_truth = scoring.load_ground_truth(args.ground_truth)
@@ -189,8 +220,8 @@ def _score(args: argparse.Namespace) -> int:
 
 
 def _score_suite(args: argparse.Namespace) -> int:
-    """One row per clip, totals and a table per nuisance type; 1 when a clip fails (false alarm,
-    miss, late alarm, alert ended and restarted)."""
+    """One row per clip, totals and a table per nuisance type (with --versus: two suites side by
+    side); 1 when a clip fails (false alarm, miss, late alarm, alert ended and restarted)."""
     from detector import suite_scoring
     from detector.scoring import VIOLATION_TYPES
 
@@ -198,13 +229,20 @@ def _score_suite(args: argparse.Namespace) -> int:
         raise ConfigError(f"{args.ground_truth}: not a folder; with a folder of events, give the folder of <camera>.gt.yaml")
     limits = None if args.max_latency is None else dict.fromkeys(VIOLATION_TYPES, args.max_latency)
     skipped: list[str] = []
+    suites = {}
     try:
-        results = suite_scoring.load_suite(
-            args.events, args.ground_truth, tolerance_s=args.tolerance, max_latency_s=limits, warnings=skipped
-        )
+        for events in [args.events] + ([args.versus] if args.versus else []):
+            suites[str(events)] = suite_scoring.load_suite(
+                events, args.ground_truth, tolerance_s=args.tolerance, max_latency_s=limits, warnings=skipped
+            )
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
     for line in skipped:
         print(f"detector: warning: {line}", file=sys.stderr)
-    print(suite_scoring.format_suite(results))
+    results = suites[str(args.events)]
+    if args.versus:  # a comparison informs a choice: its exit status is the second suite's
+        print(suite_scoring.format_comparison(suites))
+        results = suites[str(args.versus)]
+    else:
+        print(suite_scoring.format_suite(results))
     return 0 if all(r.passed for r in results) else 1

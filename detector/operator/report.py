@@ -7,6 +7,7 @@ misses and false alarms with the same table `detector score` prints (detector.sc
 """
 
 import os
+import shlex
 from dataclasses import dataclass, field
 from html import escape
 from pathlib import Path
@@ -23,6 +24,7 @@ table{border-collapse:collapse;margin:.5em 0}
 td,th{border:1px solid #ccc;padding:.25em .5em;text-align:left;vertical-align:top}
 th{background:#eee} td.num{text-align:right;font-variant-numeric:tabular-nums}
 img.snapshot{max-width:320px;display:block}
+code.feedback{user-select:all;font-size:.85em;overflow-wrap:anywhere}
 .legend span{display:inline-block;width:1em;height:.8em;margin:0 .3em 0 1em;vertical-align:middle}
 .miss{color:#a50f15} .fa{color:#a50f15} .match{color:#31a354}
 """
@@ -87,7 +89,7 @@ def render(inputs: ReportInputs, ground_truth: scoring.GroundTruth | None) -> st
     parts.append("</table>")
     if inputs.video_path is not None:
         parts.append(f"<video controls width='640' src='{escape(_relative(out_dir, inputs.video_path))}'></video>")
-    parts += _alerts_section(inputs.alerts)
+    parts += _alerts_section(inputs.alerts, inputs.events_path)
     parts += _timeline_section(inputs, ground_truth, end_s)
     if ground_truth is not None:
         result = scoring.score(inputs.alerts, ground_truth, tolerance_s=inputs.tolerance_s)
@@ -96,7 +98,9 @@ def render(inputs: ReportInputs, ground_truth: scoring.GroundTruth | None) -> st
     return "\n".join(parts)
 
 
-def _alerts_section(alerts: list[Alert]) -> list[str]:
+def _alerts_section(alerts: list[Alert], events_path: Path) -> list[str]:
+    """A row per alert, and under it the `detector feedback` command line that marks it a false
+    alarm, to copy (a static page cannot write feedback.jsonl itself)."""
     parts = ["<h2>Alerts</h2>"]
     by_id: dict[str, list[Alert]] = {}
     for alert in alerts:
@@ -120,13 +124,19 @@ def _alerts_section(alerts: list[Alert]) -> list[str]:
         objects = "<br>".join(
             f"{escape(o.label)} {o.score:.2f} #{'?' if o.track_id is None else o.track_id}" for o in start.objects
         )
+        mark = shlex.join(["detector", "feedback", str(events_path), alert_id, "--false-alarm"])
         parts.append(
             f"<tr class='alert'><td>{image}</td><td>{escape(start.type)}</td><td>{escape(start.zone)}</td>"
             f"<td class='num'>{start.first_seen_s:.1f}</td><td class='num start'>{start.stream_time_s:.1f}<br>"
             f"<small>{escape(start.at)}</small></td><td class='num'>{ended}</td>"
             f"<td class='num'>{start.confidence:.2f}</td><td>{objects}</td><td><small>{escape(alert_id)}</small></td></tr>"
+            f"<tr class='feedback'><td colspan='9'>false alarm? <code class='feedback'>{escape(mark)}</code></td></tr>"
         )
-    parts.append("</table>")
+    parts.append(
+        "</table><p><small>A false alarm: run the line under it from the folder the replay ran in (the mark goes to "
+        "feedback.jsonl beside the events); add <code>--dataset DS --config CONFIG</code> to put its frame into a "
+        "training dataset as a hard negative.</small></p>"
+    )
     return parts
 
 

@@ -68,6 +68,12 @@ class ViolationRule:
     def uses_static_objects(cls) -> bool:
         return any(role.static_objects for role in cls.roles)
 
+    @classmethod
+    def ways(cls) -> tuple[tuple[Role, ...], ...]:
+        """Sets of roles, any one of which, all played, lets the rule see a candidate (for
+        `detector check`: a model with no class for any set never raises this type)."""
+        return tuple((role,) for role in cls.roles)
+
     @staticmethod
     def candidates(tracks: Detections, in_zone: np.ndarray, roles: RoleMap) -> np.ndarray:
         """(n,) bool over `tracks`: the objects that make a candidate of this type."""
@@ -105,6 +111,10 @@ class StreetVending(ViolationRule):
     summary = "A stall, cart or vendor set up where vending is banned"
     roles = (PERSON, VENDOR, VENDING_ITEM)
     defaults = Timing(dwell_s=180, grace_s=30, clear_s=60, cooldown_s=600)
+
+    @classmethod
+    def ways(cls) -> tuple[tuple[Role, ...], ...]:
+        return ((VENDOR,), (PERSON, VENDING_ITEM))
 
     @staticmethod
     def candidates(tracks: Detections, in_zone: np.ndarray, roles: RoleMap) -> np.ndarray:
