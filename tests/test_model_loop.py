@@ -55,10 +55,13 @@ def test_harvest_train_deploy_score(tmp_path):
     card = model.with_suffix(".md").read_text()
     assert dataset.digest() in card and f"| {counts['train']} | {counts['val']} |" in card
 
-    # deployed as the card says: the trained model at its size, each role its own class, no proxy
+    # deployed as the card says: the trained model at its size, each role its own class, no
+    # proxy; on the scenario's camera of configs/scenarios.yaml
+    clip = scenario_clip(SCENARIO)
     config_path = tmp_path / "deployed.yaml"
     config = yaml.safe_load((ROOT / "configs/scenarios.yaml").read_text())
     config.update(
+        cameras=[camera for camera in config["cameras"] if camera["id"] == SCENARIO],
         model={"path": str(model), "imgsz": 160},
         roles={role: [role] for role in CLASSES},
         static_objects={"enabled": False},
@@ -69,7 +72,6 @@ def test_harvest_train_deploy_score(tmp_path):
     assert checked.returncode == 0, checked.stderr
     assert f"({len(CLASSES)} classes," in checked.stdout and "warning" not in checked.stdout
 
-    clip = scenario_clip(SCENARIO)
     people = []
     names = None
 

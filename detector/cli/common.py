@@ -68,3 +68,14 @@ def site_time(moment: datetime | None, config) -> datetime | None:
     if moment is None or moment.tzinfo is not None:
         return moment
     return moment.replace(tzinfo=ZoneInfo(config.timezone))
+
+
+def whole(low: int, high: int, what: str):
+    """An argparse type: a whole number of `what` from `low` to `high`."""
+
+    def parse(text: str) -> int:
+        if not text.isdigit() or not low <= int(text) <= high:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number of {what} from {low} to {high}")
+        return int(text)
+
+    return parse

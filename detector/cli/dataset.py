@@ -6,7 +6,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from detector.cli.common import camera_of, positive_seconds, recorded_clip
+from detector.cli.common import camera_of, positive_seconds, recorded_clip, whole
 from detector.errors import ConfigError, OutputError
 
 
@@ -35,10 +35,12 @@ def add_commands(commands) -> None:
         metavar="S",
         help="train/val split by blocks of S s of stream (default: 60)",
     )
-    harvest.add_argument("--val-every", type=_count, default=5, metavar="N", help="every Nth block goes to val (default: 5)")
+    harvest.add_argument(
+        "--val-every", type=whole(1, 1000, "blocks"), default=5, metavar="N", help="every Nth block goes to val (default: 5)"
+    )
     harvest.add_argument(
         "--near",
-        type=_bits,
+        type=whole(0, 256, "bits"),
         default=None,
         metavar="BITS",
         help="a frame within BITS of 256 of a kept image's difference hash is a near-duplicate (default: 10)",
@@ -162,17 +164,3 @@ def _dataset_names(root: Path, option: str) -> tuple[str, ...]:
     if names != CLASSES:
         raise OutputError(f"{root}: a dataset of other classes ({', '.join(names)}); give another folder")
     return names
-
-
-def _count(text: str) -> int:
-    """`--val-every`: a whole number from 1 to 1000."""
-    if not text.isdigit() or not 1 <= int(text) <= 1000:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number from 1 to 1000")
-    return int(text)
-
-
-def _bits(text: str) -> int:
-    """`--near`: a number of bits from 0 to 256."""
-    if not text.isdigit() or not 0 <= int(text) <= 256:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of bits from 0 to 256")
-    return int(text)

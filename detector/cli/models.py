@@ -4,7 +4,7 @@ import argparse
 import shlex
 from pathlib import Path
 
-from detector.cli.common import recorded_clip
+from detector.cli.common import recorded_clip, whole
 
 
 def add_commands(commands) -> None:
@@ -16,9 +16,14 @@ def add_commands(commands) -> None:
         "--calib", type=recorded_clip, nargs="+", required=True, metavar="DIR|CLIP", help="the site's clips or image folders"
     )
     quantize.add_argument("--out", type=Path, help="the INT8 model (default: MODEL_int8.onnx beside MODEL); its card beside it")
-    quantize.add_argument("--frames", type=_count, default=50, help="calibration frames, spread over the sources (default: 50)")
     quantize.add_argument(
-        "--holdout", type=_count, default=20, help="frames held back from calibration for the recall gate (default: 20)"
+        "--frames", type=whole(1, 10000, "frames"), default=50, help="calibration frames, spread over the sources (default: 50)"
+    )
+    quantize.add_argument(
+        "--holdout",
+        type=whole(1, 10000, "frames"),
+        default=20,
+        help="frames held back from calibration for the recall gate (default: 20)",
     )
     quantize.add_argument(
         "--min-recall",
@@ -43,13 +48,6 @@ def _quantize(args: argparse.Namespace) -> int:
     print(f"{result.model}: written; {result.gate.summary()}")
     print(f"{result.card}: its model card")
     return 0
-
-
-def _count(text: str) -> int:
-    """`--frames`, `--holdout`: a whole number from 1 to 10000."""
-    if not text.isdigit() or not 1 <= int(text) <= 10000:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of frames from 1 to 10000")
-    return int(text)
 
 
 def _fraction(text: str) -> float:

@@ -5,6 +5,7 @@ import argparse
 import shlex
 from pathlib import Path
 
+from detector.cli.common import whole
 from detector.errors import DetectorError
 
 
@@ -16,13 +17,13 @@ def add_commands(commands) -> None:
     train.add_argument(
         "--base", type=Path, default=Path("models/yolov8n.pt"), help="the base checkpoint (default: models/yolov8n.pt)"
     )
-    train.add_argument("--epochs", type=_whole(1, 10000, "epochs"), default=50, help="training epochs (default: 50)")
+    train.add_argument("--epochs", type=whole(1, 10000, "epochs"), default=50, help="training epochs (default: 50)")
     train.add_argument("--imgsz", type=_image_size, default=640, help="training input size, a multiple of 32 (default: 640)")
-    train.add_argument("--batch", type=_whole(1, 1024, "images per batch"), default=16, help="images per batch (default: 16)")
+    train.add_argument("--batch", type=whole(1, 1024, "images per batch"), default=16, help="images per batch (default: 16)")
     train.add_argument("--device", default="cpu", help="cpu, or a CUDA device: 0, 0,1 (default: cpu)")
     train.add_argument(
         "--workers",
-        type=_whole(0, 64, "data loader workers"),
+        type=whole(0, 64, "data loader workers"),
         default=2,
         help="data loader processes on CUDA (Ultralytics uses none on CPU; default: 2)",
     )
@@ -96,15 +97,6 @@ def _eval(args: argparse.Namespace) -> int:
     )
     print(result.table())
     return 0
-
-
-def _whole(low: int, high: int, what: str):
-    def parse(text: str) -> int:
-        if not text.isdigit() or not low <= int(text) <= high:
-            raise argparse.ArgumentTypeError(f"{text!r} is not a number of {what} from {low} to {high}")
-        return int(text)
-
-    return parse
 
 
 def _image_size(text: str) -> int:
