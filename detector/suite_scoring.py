@@ -156,8 +156,7 @@ def format_comparison(suites: Mapping[str, list[ClipScore]]) -> str:
     header = ("clip", "expected", *(f"{name}: {cell}" for name in names for cell in ("false", "TP/FN", "latency s")))
     rows = []
     for clip in clips:
-        truth = next(results[clip].ground_truth for results in by_clip if clip in results)
-        expected = ", ".join(f"{e.type}@{e.begin_s:g}s" for e in truth.events) or "none"
+        expected = _expected(next(results[clip].ground_truth for results in by_clip if clip in results))
         cells: list[str] = []
         for results in by_clip:
             overall = results[clip].score.overall if clip in results else None
@@ -183,16 +182,19 @@ def format_comparison(suites: Mapping[str, list[ClipScore]]) -> str:
 
 def _clip_cells(result: ClipScore) -> tuple[str, ...]:
     overall = result.score.overall
-    expected = ", ".join(f"{e.type}@{e.begin_s:g}s" for e in result.ground_truth.events) or "none"
     return (
         result.clip,
         ",".join(result.ground_truth.nuisances) or "-",
-        expected,
+        _expected(result.ground_truth),
         str(overall.fp),
         f"{overall.tp}/{overall.fn}",
         _seconds(overall.latency_max_s),
         str(len(result.restarted)),
     )
+
+
+def _expected(truth: GroundTruth) -> str:
+    return ", ".join(f"{e.type}@{e.begin_s:g}s" for e in truth.events) or "none"
 
 
 def _recall(results: list[ClipScore]) -> str:

@@ -57,11 +57,11 @@ import yaml
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the sibling module, also when loaded by path (tests)
 import make_scenarios as scenes  # noqa: E402
 
+from detector.dataset.harvest import default_classes  # noqa: E402
 from detector.dataset.yolo import CLASSES, SPLITS, Labels, Source, YoloDataset, split_by_time  # noqa: E402
 from detector.detect.onnx_backend import OnnxDetector  # noqa: E402
 from detector.detections import Detections  # noqa: E402
 from detector.errors import DetectorError  # noqa: E402
-from detector.rules.violations import ROLES  # noqa: E402
 
 ROOT = scenes.ROOT
 CATALOGUE = ROOT / "sample_videos" / "training" / "cutouts.yaml"
@@ -357,12 +357,6 @@ def render(
     return image, pasted, covered
 
 
-def coco_classes(names: list[str]) -> np.ndarray:
-    """Per class of the base model, the dataset class that plays its role (-1: none)."""
-    role_of = {coco: CLASSES.index(role.name) for role in ROLES for coco in role.coco}
-    return np.array([role_of.get(name, -1) for name in names], np.int32)
-
-
 def visible(labels: Labels, covered: np.ndarray) -> tuple[Labels, int]:
     """The labels not mostly under pasted objects, and how many were dropped."""
     keep = np.ones(len(labels), bool)
@@ -416,7 +410,7 @@ def _run_clip(k, plans, detector, sprites, cutouts, backgrounds, indexes, datase
     mine = [plan for plan in plans if plan.clip == k]
     if not mine:
         return
-    background, class_of = backgrounds[k], coco_classes(detector.names)
+    background, class_of = backgrounds[k], default_classes(detector.names)
     frames = _frames(background.clip, {plan.frame for plan in mine})
     while batch := list(itertools.islice(frames, BATCH)):
         found = [Detections.empty()] * len(batch) if background.empty_only else detector.detect_batch([f for _, f in batch])

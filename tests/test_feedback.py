@@ -155,10 +155,10 @@ DATASET = ["--dataset", "{ds}", "--config", "configs/demo.yaml"]
         (None, ["nope-1234"], 2, "no alert 'nope-1234' in {events} (its alerts: {id})"),
         (None, ["{id_short}"], 2, "no alert '{id_short}' in"),  # under 8 characters: not taken as a prefix
         (lambda out, a: edit_events(out, a, lambda ls: ls + ['{"schema": "detector.alert/1", "id": ']), ["{id}"], 2,
-         "{events}:2: not an alert payload: not JSON"),
+         "{events}:2: not JSON"),
         (lambda out, a: edit_events(out, a, lambda ls: ls + ['{"schema": "detector.alert/1"}']), ["{id}"], 2,
-         "{events}:2: not an alert payload: missing field(s) id, seq"),
-        (lambda out, a: (out / "events.jsonl").unlink(), ["{id}"], 2, "{events}: file not found"),
+         "{events}:2: missing field(s) id, seq"),
+        (lambda out, a: (out / "events.jsonl").unlink(), ["{id}"], 2, "events file not found: {events}"),
         (lambda out, a: (out / "feedback.jsonl").write_text("not json\n"), ["{id}"], 2,
          "{out}/feedback.jsonl:1: not a feedback line"),
         (tamper_snapshot, ["{id}", *DATASET], 3, "not the evidence of alert {id} (its sha256 differs from the alert's)"),

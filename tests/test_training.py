@@ -30,18 +30,17 @@ if importlib.util.find_spec("ultralytics") is not None:
 pytest.importorskip("pycocotools")
 
 from detector.config.schema import RoleClasses  # noqa: E402
+from detector.dataset.harvest import default_classes, to_labels  # noqa: E402
 from detector.dataset.yolo import CLASSES, Labels, Source, YoloDataset, split_by_time  # noqa: E402
 from detector.detect.base import file_digest  # noqa: E402
 from detector.detect.onnx_backend import OnnxDetector  # noqa: E402
 from detector.errors import ModelError  # noqa: E402
-from detector.rules.violations import ROLES  # noqa: E402
 from detector.training.evaluate import ClassAP, Evaluation, Found, average_precision, evaluate  # noqa: E402
 
 VTEST = "sample_videos/clips/vtest.avi"
 LABELLER = "models/yolov8n_dynamic.onnx"
 BASE = "models/yolov8n.pt"
 EVERY = 16  # frames of vtest (10 fps) between dataset images: 50 images
-COCO_TO_ROLE = {coco: CLASSES.index(role.name) for role in ROLES for coco in role.coco}
 
 
 def detector(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
@@ -61,6 +60,7 @@ def dataset(tmp_path_factory) -> YoloDataset:
     onto the roles (person -> person, car/truck/bus -> vehicle, ...), split by 10 s blocks (every
     4th block is val): 38 train and 12 val images."""
     labeller = OnnxDetector(asset(LABELLER), min_score=0.4, nms_iou=0.5)
+    class_of = default_classes(labeller.names)
     data = YoloDataset.create(tmp_path_factory.mktemp("training") / "vtest-roles")
     capture = cv2.VideoCapture(str(asset(VTEST)))
     frames, index = [], 0
@@ -74,12 +74,11 @@ def dataset(tmp_path_factory) -> YoloDataset:
     for start in range(0, len(frames), 8):
         chunk = frames[start : start + 8]
         for (index, frame), found in zip(chunk, labeller.detect_batch([f for _, f in chunk])):
-            keep = np.array([labeller.names[c] in COCO_TO_ROLE for c in found.class_id], bool)
-            roles = np.array([COCO_TO_ROLE[labeller.names[c]] for c in found.class_id[keep]], np.int32)
+            labels = to_labels(found, class_of)
             seconds = index / 10.0
             source = Source(image="", kind="harvest", camera="vtest", source=VTEST, stream_time_s=seconds)
             split = split_by_time(seconds, block_s=10.0, val_every=4)
-            data.add(split, f"vtest_{index:04d}", frame, Labels(roles, found.xyxy[keep]), source)
+            data.add(split, f"vtest_{index:04d}", frame, labels, source)
     assert data.counts() == {"train": 38, "val": 12}
     return data
 

@@ -32,6 +32,7 @@ from detector.dataset.harvest import dataset_classes, to_labels
 from detector.dataset.yolo import Labels, Source, YoloDataset
 from detector.errors import ConfigError, OutputError, SourceError, redact_url
 from detector.rules.debounce import Candidate
+from detector.scoring import load_events
 from detector.urls import is_stream_url
 from detector.worker import open_configured_model, role_map
 from detector.zones.geometry import box_iou
@@ -74,24 +75,12 @@ class Negative:
 
 
 def read_alerts(events: Path) -> list[Alert]:
-    """Every event of an events.jsonl; ConfigError naming the file (and line) when it is not one."""
+    """Every event of an events.jsonl (scoring.load_events, strict: a bad line is refused, not
+    skipped); ConfigError naming the file (and line) when it is not one."""
     try:
-        lines = Path(events).read_bytes().splitlines()
-    except FileNotFoundError:
-        raise ConfigError(f"{events}: file not found") from None
-    except IsADirectoryError:
-        raise ConfigError(f"{events}: is a folder; give its events.jsonl") from None
-    except OSError as exc:
-        raise ConfigError(f"{events}: cannot read: {exc.strerror}") from None
-    alerts = []
-    for number, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            alerts.append(Alert.from_bytes(line))
-        except ValueError as exc:
-            raise ConfigError(f"{events}:{number}: not an alert payload: {exc}") from None
-    return alerts
+        return load_events(events, strict=True)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
 
 
 def find_alert(alerts: list[Alert], alert_id: str, events: Path) -> Alert:

@@ -32,11 +32,13 @@ import numpy as np
 
 from detector.capture import Frame, FrameSource, open_camera, open_source
 from detector.config import AppConfig, CameraConfig
+from detector.config.schema import RoleClasses
 from detector.dataset.yolo import CLASSES, SPLITS, Labels, Source, YoloDataset, split_by_time
 from detector.detect.static_objects import OCCUPIED_OVERLAP
 from detector.detections import Detections
 from detector.errors import SourceError, redact_url
 from detector.rules.roles import RoleMap
+from detector.rules.violations import ROLES
 from detector.urls import is_stream_url
 from detector.worker import CameraPipeline
 from detector.zones.geometry import box_containment
@@ -97,6 +99,13 @@ def dataset_classes(roles: RoleMap, names: Sequence[str]) -> np.ndarray:
         if members is not None:
             classes[members] = class_id
     return classes
+
+
+def default_classes(model_names: Sequence[str]) -> np.ndarray:
+    """`dataset_classes` of a model's classes under the roles' default (COCO) class names, as a
+    labeller without a config maps them: (model classes,) int32, -1 where none plays a role."""
+    roles = RoleMap.build(model_names, ROLES, RoleClasses().model_dump())
+    return dataset_classes(roles, CLASSES)[: len(model_names)]
 
 
 def to_labels(detections: Detections, classes: np.ndarray) -> Labels:
