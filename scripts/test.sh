@@ -10,16 +10,19 @@ gst_rtsp="import gi; gi.require_version('Gst', '1.0'); gi.require_version('GstRt
 [ -x /usr/bin/python3 ] && /usr/bin/python3 -c "$gst_rtsp" >/dev/null 2>&1 || missing+=(python3 python3-gst-1.0 gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad)
 # the zone editor's browser test (tests/test_zone_editor.py): Playwright drives Debian's chromium
 command -v chromium >/dev/null || missing+=(chromium)
+# the centre's tests start Debian's PostgreSQL server (tests/postgres_server.py)
+ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || missing+=(postgresql)
 if [ ${#missing[@]} -gt 0 ] || ! ls /var/lib/apt/lists/*Packages* >/dev/null 2>&1; then
   if [ "$(id -u)" = 0 ]; then
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq
     [ ${#missing[@]} -gt 0 ] && apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-    # the distribution starts a broker on 1883 on install; the tests start their own
+    # the distribution starts a broker on 1883 and a database on 5432 on install; the tests start their own
     systemctl disable --now mosquitto >/dev/null 2>&1 || service mosquitto stop >/dev/null 2>&1 || true
+    systemctl disable --now postgresql >/dev/null 2>&1 || service postgresql stop >/dev/null 2>&1 || true
   else
     echo "scripts/test.sh: please install: ${missing[*]} (sudo apt-get install ${missing[*]})" >&2
   fi
 fi
-DETECTOR_EXTRAS=test,ultralytics scripts/setup.sh
+DETECTOR_EXTRAS=test,ultralytics,centre scripts/setup.sh
 exec .venv/bin/python -m pytest -ra "$@"

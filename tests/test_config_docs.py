@@ -11,7 +11,8 @@ import pytest
 import yaml
 from conftest import ROOT
 
-from detector.config.reference import json_schema, render_markdown
+from detector.centre.config import CentreConfig, load_centre_config
+from detector.config.reference import CENTRE_HEADER, json_schema, render_markdown
 
 DETECTOR = Path(sys.executable).with_name("detector")  # the installed command, as a user runs it
 
@@ -24,11 +25,21 @@ def test_config_md_is_current():
     assert (ROOT / "docs/config.md").read_text(encoding="utf-8") == render_markdown(), (
         "docs/config.md is stale: run .venv/bin/python scripts/gen_config_docs.py"
     )
+    assert (ROOT / "docs/centre-config.md").read_text(encoding="utf-8") == render_markdown(CentreConfig, CENTRE_HEADER), (
+        "docs/centre-config.md is stale: run .venv/bin/python scripts/gen_config_docs.py"
+    )
 
 
-def test_every_key_has_a_description():
-    schema = json_schema()
-    models = {"AppConfig": schema, **schema["$defs"]}
+def test_the_centre_demo_config_loads(monkeypatch):
+    monkeypatch.delenv("DEMO_MQTT_PORT", raising=False)
+    config = load_centre_config(ROOT / "configs/centre-demo.yaml")
+    assert (config.mqtt.port, config.web.port, config.database.engine) == (18830, 8080, "sqlite")
+
+
+@pytest.mark.parametrize("model", [None, CentreConfig])
+def test_every_key_has_a_description(model):
+    schema = json_schema() if model is None else json_schema(model)
+    models = {"top level": schema, **schema["$defs"]}
     undescribed = [
         f"{name}.{key}"
         for name, model in models.items()

@@ -5,7 +5,7 @@ import argparse
 import sys
 
 from detector import __version__, logs
-from detector.cli import capacity, core, dataset, edge, models, mqtt, operator, training
+from detector.cli import capacity, centre, core, dataset, edge, models, mqtt, operator, training
 from detector.errors import DetectorError, redact_url
 
 
@@ -30,6 +30,6 @@ def parser() -> argparse.ArgumentParser:
         "--log-format", choices=("text", "kv"), default="text", help="stderr log lines: text, or kv (key=value, for journals)"
     )
     commands = root.add_subparsers(required=True, metavar="COMMAND")
-    for group in (core, mqtt, edge, capacity, operator, models, dataset, training):
+    for group in (core, mqtt, edge, capacity, operator, models, dataset, training, centre):
         group.add_commands(commands)
     return root

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from detector.config.schema import AppConfig
@@ -35,10 +35,10 @@ MAX_DEPTH = 32  # a config nests 8 levels: top, cameras, a camera, zones, a zone
 _ENV_REFERENCE = re.compile(r"\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?::-(?P<default>[^}]*))?\}")
 
 
-def load_config(path: str | Path, text: str | None = None) -> AppConfig:
-    """Load, substitute and validate; raises ConfigError listing every problem, one per line.
-    `text`: the file's content already read (read_text), so that what was validated is exactly
-    what a caller keeps."""
+def load_config(path: str | Path, text: str | None = None, schema: type[BaseModel] = AppConfig) -> Any:
+    """Load, substitute and validate against `schema` (the edge's AppConfig, or the centre's);
+    raises ConfigError listing every problem, one per line. `text`: the file's content already
+    read (read_text), so that what was validated is exactly what a caller keeps."""
     raw = read_yaml(path) if text is None else parse_yaml(text, str(path))
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: expected a mapping at the top level, got {type(raw).__name__}")
@@ -47,7 +47,7 @@ def load_config(path: str | Path, text: str | None = None) -> AppConfig:
     if errors:
         raise ConfigError(_report(path, errors))
     try:
-        return AppConfig.model_validate(substituted)
+        return schema.model_validate(substituted)
     except ValidationError as exc:
         raise ConfigError(_report(path, [_describe(e, raw) for e in exc.errors()])) from None
 

@@ -1,6 +1,7 @@
-"""The config's JSON Schema, and the key reference (docs/config.md) rendered from it.
+"""The config's JSON Schema, and the key references rendered from it: docs/config.md (the edge's
+AppConfig) and docs/centre-config.md (the centre's CentreConfig).
 
-Both read only `AppConfig.model_json_schema()`, never the classes, so models built with
+Both read only `model_json_schema()`, never the classes, so models built with
 `pydantic.create_model` are covered like hand-written ones.
 """
 
@@ -9,6 +10,7 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
+from pydantic import BaseModel
 from pydantic.json_schema import GenerateJsonSchema
 
 from detector.config.schema import AppConfig
@@ -27,17 +29,27 @@ Node = dict[str, Any]
 _REQUIRED = object()  # a key without a default
 
 
-def json_schema() -> Node:
+CENTRE_HEADER = """\
+# Centre configuration keys
+
+The config of `detector centre` ([centre.md](centre.md)). Generated from the field descriptions in
+`detector/centre/config.py` by `scripts/gen_config_docs.py`; edit those and rerun it (a test fails
+while this file is stale). `${VAR}` takes a value from the environment, as in the edge's config
+([config.md](config.md)); write every password and key that way. `configs/centre-demo.yaml` is the demo's.
+"""
+
+
+def json_schema(model: type[BaseModel] = AppConfig, title: str = "detector config") -> Node:
     """JSON Schema (draft 2020-12) of a config file: `detector check --schema`, editors."""
-    return {"$schema": GenerateJsonSchema.schema_dialect, **AppConfig.model_json_schema(), "title": "detector config"}
+    return {"$schema": GenerateJsonSchema.schema_dialect, **model.model_json_schema(), "title": title}
 
 
-def render_markdown() -> str:
-    """docs/config.md: one table per section (top level, `mqtt.tls`, `cameras[].zones[]`, ...)."""
-    schema = json_schema()
+def render_markdown(model: type[BaseModel] = AppConfig, header: str = HEADER) -> str:
+    """The key reference: one table per section (top level, `mqtt.tls`, `cameras[].zones[]`, ...)."""
+    schema = json_schema(model)
     defs = schema.get("$defs", {})
-    tables = [_table(path, model, defaults, defs) for path, model, defaults in _sections("", schema, {}, defs)]
-    return "\n".join([HEADER, *tables])
+    tables = [_table(path, section, defaults, defs) for path, section, defaults in _sections("", schema, {}, defs)]
+    return "\n".join([header, *tables])
 
 
 def _sections(path: str, model: Node, defaults: dict, defs: Node) -> Iterator[tuple[str, Node, dict]]:

@@ -10,7 +10,7 @@ from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, create_model, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr, create_model, field_validator, model_validator
 
 from detector.config.schedule import ScheduleWindow, parse_window
 from detector.mqtt.topics import prefix_problem
@@ -317,10 +317,30 @@ class TlsConfig(Strict):
     insecure: bool = Field(False, description="Skip server hostname verification (testing only)")
 
 
+def _broker_host(host: str) -> str:
+    if not host.strip():
+        raise ValueError("give the broker's host name or IP address")
+    if any(c.isspace() or c in "/@" for c in host):
+        raise ValueError("a host name only: no scheme, path, user or spaces (port, username and password are keys of their own)")
+    return host
+
+
+def _topic_prefix(prefix: str) -> str:
+    problem = prefix_problem(prefix, ID_MAX_LENGTH)
+    if problem:
+        raise ValueError(f"the topic prefix {problem}")
+    return prefix
+
+
+# the edge's and the centre's `mqtt` sections alike
+BrokerHost = Annotated[str, AfterValidator(_broker_host)]
+TopicPrefix = Annotated[str, AfterValidator(_topic_prefix)]
+
+
 class MqttConfig(Strict):
-    host: str = Field(description="Broker host name or IP address (no scheme, port or user: those are keys of their own)")
+    host: BrokerHost = Field(description="Broker host name or IP address (no scheme, port or user: those are keys of their own)")
     port: int = Field(1883, ge=1, le=65535, description="Broker port (8883 is usual with TLS)")
-    topic_prefix: str = Field(
+    topic_prefix: TopicPrefix = Field(
         "detector",
         description="First level(s) of every topic: {prefix}/{site}/{camera}/...; no $ at the start, no + # or empty level",
     )
@@ -340,25 +360,6 @@ class MqttConfig(Strict):
     drain_timeout_s: Seconds = Field(
         15.0, description="At the end of a replay / shutdown: how long to wait for the outbox to drain"
     )
-
-    @field_validator("host")
-    @classmethod
-    def _host(cls, host: str) -> str:
-        if not host.strip():
-            raise ValueError("give the broker's host name or IP address")
-        if any(c.isspace() or c in "/@" for c in host):
-            raise ValueError(
-                "a host name only: no scheme, path, user or spaces (port, username and password are keys of their own)"
-            )
-        return host
-
-    @field_validator("topic_prefix")
-    @classmethod
-    def _topic_prefix(cls, prefix: str) -> str:
-        problem = prefix_problem(prefix, ID_MAX_LENGTH)
-        if problem:
-            raise ValueError(f"the topic prefix {problem}")
-        return prefix
 
     @model_validator(mode="after")
     def _user_requires_password(self) -> "MqttConfig":
