@@ -269,6 +269,7 @@ def fleet_page(request):
 @requires(*DESK)
 @require_GET
 def figures_page(request):
-    days = max(1, min(366, int(request.GET.get("days", "30")) if request.GET.get("days", "30").isdigit() else 30))
+    asked = request.GET.get("days", "")
+    days = min(int(asked), 366) if asked.isdigit() and int(asked) > 0 else 30
     report = figures.compute(timezone.now() - timedelta(days=days))
     return render(request, "centre/figures.html", {"report": report, "days": days, "plots": figures.plots(report)})
