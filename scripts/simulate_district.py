@@ -20,9 +20,9 @@ session) publishing for its cameras, as the edge's workers would over their conn
   `delayed: true` and the same id and seq (paho also resends its own in-flight messages: the
   centre must take both as one).
 
-Into: a real mosquitto (tests/mqtt_broker.py, persistence on; a new one per phase), a real
-PostgreSQL (tests/postgres_server.py; the `detector` database made anew per phase) and 1 or 2
-`detector centre --no-web` processes (tests/centre_process.py: shared subscription, persistent
+Into: a real mosquitto (tests/mqtt_broker.py, persistence on, max_queued_messages raised: see
+tune_broker; a new one per phase), a real PostgreSQL (tests/postgres_server.py; the `detector`
+database made anew per phase) and 1 or 2 `detector centre --no-web` processes (tests/centre_process.py: shared subscription, persistent
 sessions, PUBACK after the commit; fleet check every 10 s as in production).
 
 Phases (`--phases`): steady1 (1 centre instance), steady2 (2 instances), faults (2 instances; while
@@ -550,13 +550,19 @@ def per_second(times: list[float]) -> dict[int, int]:
 # --- one phase ------------------------------------------------------------------------------------
 
 
-def tune_broker(broker: Mosquitto, nodelay: bool) -> None:
-    """tests/mqtt_broker.py logs every packet (`log_type all`): a production broker does not, and
-    at 300 messages a second the log itself would cost the broker CPU. Keep connects and errors.
-    `nodelay`: mosquitto's set_tcp_nodelay (off by default: Nagle's algorithm holds small packets
-    to the centre back until the previous ones are acknowledged)."""
+def tune_broker(broker: Mosquitto, options: argparse.Namespace) -> None:
+    """mosquitto as a district would run it, in what tests/mqtt_broker.py leaves at its defaults:
+    - logging: not every packet (`log_type all`): at 300 messages a second the log itself would
+      cost the broker CPU. Connects and errors stay.
+    - `max_queued_messages` (`--broker-max-queued`): mosquitto's default, 1000 per client, counts
+      the QoS 0 health queued for a centre that lags too, and beyond it drops QoS 1 alerts it has
+      already acknowledged to the edge box: lost. A centre catching up after a restart of itself,
+      the database or the broker lags by more than that. `--broker-max-queued 1000` shows it.
+    - `--tcp-nodelay`: set_tcp_nodelay (mosquitto's default is off: Nagle's algorithm holds small
+      packets to the centre back until the previous ones are acknowledged)."""
     conf = broker.conf.read_text().replace("log_type all\n", "log_type error\nlog_type warning\nlog_type notice\n")
-    broker.conf.write_text(conf + ("set_tcp_nodelay true\n" if nodelay else ""))
+    conf += f"max_queued_messages {options.broker_max_queued}\n"
+    broker.conf.write_text(conf + ("set_tcp_nodelay true\n" if options.tcp_nodelay else ""))
 
 
 def reset_database(postgres: Postgres, first: bool) -> None:
@@ -752,7 +758,7 @@ def run_phase(name: str, options: argparse.Namespace, postgres: Postgres, work: 
     load_before = os.getloadavg()
     reset_database(postgres, first)
     broker = Mosquitto(folder / "broker")
-    tune_broker(broker, options.tcp_nodelay)
+    tune_broker(broker, options)
     broker.start()
     centres = start_centres(folder / "centre", broker, postgres, instances)
     base = int(postgres.sql(f"SELECT pg_database_size('{DATABASE}')"))  # migrated, empty
@@ -774,6 +780,7 @@ def run_phase(name: str, options: argparse.Namespace, postgres: Postgres, work: 
             "cameras": len(district.cameras),
             "seconds": options.seconds,
             "broker_tcp_nodelay": options.tcp_nodelay,
+            "broker_max_queued_messages": options.broker_max_queued,
             "drain_s": None if drained != drained else round(drained, 1),
             "faults": faults,
             "cpu_cores": cpu,
@@ -884,6 +891,9 @@ def main() -> int:
     parser.add_argument("--burst-factor", type=float, default=10.0, help="a burst's rate over the base rate")
     parser.add_argument("--street-boxes", type=int, default=4, help="boxes on the street a burst is on")
     parser.add_argument("--health-every", type=float, default=10.0, help="seconds between a camera's health messages")
+    parser.add_argument(
+        "--broker-max-queued", type=int, default=1_000_000, help="mosquitto's max_queued_messages (its default: 1000)"
+    )
     parser.add_argument(
         "--tcp-nodelay", action="store_true", help="mosquitto with set_tcp_nodelay true (default: its default, off)"
     )

@@ -48,7 +48,6 @@ TYPE_LIMIT, TIME_LIMIT = 32, 40  # the columns of an alert's type, its times and
 SEQ_LIMIT = 2**31 - 1  # an IntegerField: PostgreSQL's int4
 INTEGRITY_RETRIES = 3  # a unique race between instances is over on the next try; a CHECK never is
 HEALTH_FLUSH_S = 1.0
-RECEIVE_MAXIMUM = 65535  # MQTT v5's largest: unacknowledged messages the broker may send us
 
 
 class Ingest:
@@ -99,12 +98,6 @@ class Ingest:
         client.on_subscribe = lambda *_: self._subscribed.set()
         properties = Properties(PacketTypes.CONNECT)
         properties.SessionExpiryInterval = self.mqtt.session_expiry_s
-        # without it the broker keeps 20 messages in flight to us and queues the rest, and
-        # mosquitto drops QoS 1 messages beyond its max_queued_messages (1000) per client:
-        # alerts it has already acknowledged to the edge, lost when ingest lags (a burst of
-        # retained statuses after a broker restart). In flight they are not dropped, and are
-        # delivered again to this session if we die before acknowledging them.
-        properties.ReceiveMaximum = RECEIVE_MAXIMUM
         try:
             client.connect(
                 self.endpoint.host, self.endpoint.port, self.endpoint.keepalive_s, clean_start=False, properties=properties
