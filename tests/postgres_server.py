@@ -6,12 +6,12 @@ stop()/start() keep the port and the data (restart tests)."""
 import os
 import pwd
 import shutil
-import socket
 import subprocess
 import time
 from pathlib import Path
 
 import pytest
+from mqtt_broker import free_port
 
 USER, PASSWORD, DATABASE = "detector", "db-Pa55-word", "detector"
 
@@ -28,12 +28,6 @@ needs_postgres = pytest.mark.skipif(
     not os.environ.get("CI") and BIN is None,
     reason="PostgreSQL is not installed (apt-get install postgresql; scripts/test.sh does it)",
 )
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Postgres:

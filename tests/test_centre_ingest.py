@@ -71,17 +71,6 @@ def centre_on(
     return centre, Database(pg=pg, name=database)
 
 
-def start(centre: Centre, broker: Mosquitto) -> Centre:
-    """Start and wait for the broker's SUBACK: Centre.start returns once connected, and what is
-    published before a new session has subscribed never reaches it."""
-    log, client_id = broker.folder / "mosquitto.log", centre.config_path.stem
-    marker = f"Sending SUBACK to {client_id}\n"
-    before = log.read_text().count(marker)
-    centre.start(web=False)
-    wait_for(lambda: log.read_text().count(marker) > before, 10, f"{client_id} subscribed")
-    return centre
-
-
 class Edge:
     """Publishes as an edge box does: QoS 1, each message acknowledged by the broker before the
     next (so a test knows the broker has it)."""
@@ -152,7 +141,7 @@ def running(request, tmp_path_factory, broker, name: str):
         mqtt={"max_payload_bytes": 2048, "share_group": client_id},
         fleet={"dark_after_s": 60, "check_interval_s": 1},
     )
-    start(centre, broker)
+    centre.start(web=False)
     yield Live(centre, db)
     alive = centre.process.poll() is None
     centre.stop()
@@ -471,13 +460,13 @@ def test_an_alert_id_another_camera_used_is_refused_not_filed_in_its_case(live, 
 
 def test_what_is_published_while_the_centre_is_down_arrives_when_it_is_back(tmp_path, broker, edge):
     centre, db = centre_on("sqlite", tmp_path / "centre", broker, None, "persist", mqtt={"share_group": "persist"})
-    start(centre, broker)
+    centre.start(web=False)
     centre.stop()
     sent = [alert(f"cam-p{i % 3}", zone=f"z{i}") for i in range(30)]
     for message in sent:
         edge.alert(message)
     try:
-        start(centre, broker)
+        centre.start(web=False)
         wait_for(lambda: db.value("SELECT count(*) FROM centre_alertevent") >= 30, 30, "the alerts queued at the broker")
         time.sleep(0.5)  # a repeat would land now
         assert sorted(r["alert_id"] for r in db.rows("SELECT alert_id FROM centre_alert")) == sorted(a.id for a in sent)
@@ -495,8 +484,8 @@ def test_two_instances_share_the_alerts_and_store_each_once(tmp_path, broker, ed
     camera lock keeps one object in one case even when its alerts go to both."""
     one, db = centre_on("postgresql", tmp_path / "a", broker, pg, "share-a")
     two, _ = centre_on("postgresql", tmp_path / "b", broker, pg, "share-b", database=db.name)
-    start(one, broker)
-    start(two, broker)
+    one.start(web=False)
+    two.start(web=False)
     try:
         n = 200
         sent = [alert(f"cam-{i % 5}", zone=f"z{i}") for i in range(n)]
@@ -557,7 +546,7 @@ def assert_each_once(db: Database, sent: list[tuple[str, int]], alerts: int) -> 
 
 def test_a_database_restart_mid_stream_loses_and_duplicates_nothing(tmp_path, broker, edge, pg):
     centre, db = centre_on("postgresql", tmp_path / "centre", broker, pg, "db-restart", mqtt={"share_group": "db-restart"})
-    start(centre, broker)
+    centre.start(web=False)
     try:
         thread, sent = stream(edge, 50, 4, 0.03)
         wait_for(lambda: len(sent) >= 40, 20, "the stream under way")
@@ -575,13 +564,13 @@ def test_a_database_restart_mid_stream_loses_and_duplicates_nothing(tmp_path, br
 
 def test_a_centre_killed_mid_stream_loses_and_duplicates_nothing(tmp_path, broker, edge, pg):
     centre, db = centre_on("postgresql", tmp_path / "centre", broker, pg, "killed", mqtt={"share_group": "killed"})
-    start(centre, broker)
+    centre.start(web=False)
     try:
         thread, sent = stream(edge, 50, 4, 0.002)  # faster than it stores them: killed with a backlog in flight
         wait_for(lambda: db.value("SELECT count(*) FROM centre_alertevent") >= 30, 20, "the stream under way")
         centre.stop(kill=True)
         time.sleep(1)
-        start(centre, broker)
+        centre.start(web=False)
         thread.join(60)
         assert len(sent) == 150
         assert_each_once(db, sent, 50)

@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.utils import timezone
 
-from detector.centre.lifecycle import BEFORE_DISPATCH, OPEN, SYSTEM, MoveRefused, State
+from detector.centre.lifecycle import BEFORE_DISPATCH, OPEN_STATES, SYSTEM, MoveRefused, State
 from detector.centre.models import Camera, Case
 from detector.centre.store import first_write_wins, move, open_case
 
@@ -38,7 +38,7 @@ def check_fleet(now: datetime | None = None) -> int:
     now = now or timezone.now()
     fleet = settings.CENTRE.fleet
     open_cases = defaultdict(list)
-    for case in Case.objects.filter(kind=Case.MAINTENANCE, state__in=[s.value for s in OPEN]):
+    for case in Case.objects.filter(kind=Case.MAINTENANCE, state__in=OPEN_STATES):
         open_cases[case.camera_id].append(case)
     flagged = 0
     for camera in Camera.objects.all().only("id", "last_frame_at", "health_at", "view_state", "view_since", "flag"):

@@ -48,6 +48,8 @@ TYPE_LIMIT, TIME_LIMIT = 32, 40  # the columns of an alert's type, its times and
 SEQ_LIMIT = 2**31 - 1  # an IntegerField: PostgreSQL's int4
 INTEGRITY_RETRIES = 3  # a unique race between instances is over on the next try; a CHECK never is
 HEALTH_FLUSH_S = 1.0
+COUNTS_EVERY_S = 60.0
+COUNTED = ("alert", "duplicate", "snapshot", "health", "status", "refused")
 
 
 class Ingest:
@@ -56,8 +58,8 @@ class Ingest:
         self.mqtt = config.mqtt
         self.endpoint = Endpoint.from_config(config.mqtt)
         self.stop = threading.Event()
-        self.connected = threading.Event()
-        self.counts: dict[str, int] = {"alert": 0, "duplicate": 0, "snapshot": 0, "health": 0, "status": 0, "refused": 0}
+        # messages by outcome, logged and reset once a minute (`_writer`): the ingest rate in the journal
+        self.counts: dict[str, int] = dict.fromkeys(COUNTED, 0)
         self._health: dict[tuple[str, str], tuple[dict, datetime]] = {}
         self._health_lock = threading.Lock()
         self._statuses: dict[tuple[str, str], str] = {}  # the status this instance last wrote per camera
@@ -129,7 +131,6 @@ class Ingest:
             return
         self._answered.set()
         client.subscribe(self.subscriptions())
-        self.connected.set()
         log.info(
             "centre ingest connected to %s as %s (session %s)",
             self.endpoint.name,
@@ -138,7 +139,6 @@ class Ingest:
         )
 
     def _on_disconnect(self, client, userdata, flags, reason, properties) -> None:
-        self.connected.clear()
         if not self.stop.is_set():
             log.warning("mqtt broker %s: connection lost (%s), reconnecting", self.endpoint.name, reason)
 
@@ -261,9 +261,14 @@ class Ingest:
                 failures += 1
 
     def _writer(self) -> None:
-        """Health once a second, the fleet check every fleet.check_interval_s."""
+        """Health once a second, the fleet check every fleet.check_interval_s, the counts a minute."""
         next_fleet = time.monotonic() + self.config.fleet.check_interval_s
+        next_counts = time.monotonic() + COUNTS_EVERY_S
         while not self.stop.wait(HEALTH_FLUSH_S):
+            if time.monotonic() >= next_counts:
+                next_counts += COUNTS_EVERY_S
+                counts, self.counts = self.counts, dict.fromkeys(COUNTED, 0)
+                log.info("ingest, last %.0f s: %s", COUNTS_EVERY_S, ", ".join(f"{n} {what}" for what, n in counts.items()))
             with self._health_lock:
                 batch, self._health = self._health, {}
             try:

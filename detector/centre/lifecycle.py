@@ -53,6 +53,8 @@ MOVES: dict[tuple[State, State], frozenset[str]] = {
 
 # a case in one of these states takes new alerts of its camera, zone, type and object
 OPEN = frozenset({State.NEW, State.CONFIRMED, State.DISPATCHED, State.ACCEPTED, State.REOPENED})
+# for queries; sorted, since a frozenset's order changes per process and a migration's must not
+OPEN_STATES = sorted(s.value for s in OPEN)
 # nobody has been sent yet: the alert ending resolves the case by itself
 BEFORE_DISPATCH = frozenset({State.NEW, State.CONFIRMED, State.REOPENED})
 FINISHED = frozenset({State.CLOSED, State.REJECTED, State.SELF_RESOLVED})

@@ -6,10 +6,9 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
-from detector.centre.lifecycle import OPEN, State
+from detector.centre.lifecycle import OPEN_STATES, State
 
 STATES = [(s.value, s.value) for s in State]
-OPEN_STATES = sorted(s.value for s in OPEN)  # sorted: a frozenset's order changes per process, a migration's must not
 
 
 class Unit(models.Model):

@@ -12,7 +12,7 @@ from django.http import Http404, JsonResponse
 from django.utils import timezone
 from django.views.decorators.http import require_GET
 
-from detector.centre.lifecycle import OPEN, State
+from detector.centre.lifecycle import OPEN_STATES, State
 from detector.centre.models import Case
 from detector.rules.violations import RULES
 
@@ -76,9 +76,9 @@ def requests(request):
         cases = cases.filter(opened_at__lte=end)
     status = query.get("status")
     if status == "open":
-        cases = cases.filter(state__in=[s.value for s in OPEN])
+        cases = cases.filter(state__in=OPEN_STATES)
     elif status == "closed":
-        cases = cases.exclude(state__in=[s.value for s in OPEN])
+        cases = cases.exclude(state__in=OPEN_STATES)
     elif status:
         return _error(400, "status must be open or closed")
     return _answer(cases[:MAX_RESULTS])
@@ -98,7 +98,7 @@ def _service_request(case: Case) -> dict:
     last = case.transitions.order_by("-at", "-id").first()
     return {
         "service_request_id": str(case.pk),
-        "status": "open" if case.state in {s.value for s in OPEN} else "closed",
+        "status": "open" if case.state in OPEN_STATES else "closed",
         "status_notes": NOTES.get(case.state, last.note if last else ""),
         "service_name": case.type.replace("_", " "),
         "service_code": case.type,

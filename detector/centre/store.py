@@ -15,11 +15,10 @@ from django.utils import timezone
 
 from detector.alerts.alert import Alert as Payload
 from detector.alerts.alert import AlertEvent as Kind
-from detector.centre.lifecycle import BEFORE_DISPATCH, OPEN, SYSTEM, State, check_move, joins
+from detector.centre.lifecycle import BEFORE_DISPATCH, OPEN_STATES, SYSTEM, State, check_move, joins
 from detector.centre.models import Alert, AlertEvent, Camera, Case, PendingSnapshot, Rejection, Transition
 
 log = logging.getLogger("detector.centre")
-OPEN_STATES = [s.value for s in OPEN]
 MAX_FRAME_AGE_S = 100 * 365 * 86400  # older is as dark; a datetime cannot go back 1e300 s
 HEALTH_FIELDS = ("health", "health_at", "last_frame_at", "view_state", "view_since")
 

@@ -14,12 +14,13 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
 from detector.centre import figures, zones
-from detector.centre.lifecycle import OPEN, MoveRefused, State, moves_for
+from detector.centre.config import ROLES
+from detector.centre.lifecycle import OPEN_STATES, MoveRefused, State, moves_for
 from detector.centre.models import Alert, Camera, Case, Profile, Rejection, Transition, Unit
 from detector.centre.roles import requires, role_of, visible_cases
 from detector.centre.store import move
 
-EVERYONE = ("admin", "dispatcher", "officer", "viewer")
+EVERYONE = ROLES
 DESK = ("admin", "dispatcher", "viewer")
 MAX_PHOTO_BYTES = 10 << 20
 
@@ -43,7 +44,7 @@ def _filtered(request):
         site, _, camera = chosen["camera"].partition("/")
         cases = cases.filter(camera__site=site, camera__camera=camera)
     if chosen["state"] == "open":
-        cases = cases.filter(state__in=[s.value for s in OPEN])
+        cases = cases.filter(state__in=OPEN_STATES)
     elif chosen["state"]:
         cases = cases.filter(state=chosen["state"])
     return cases.order_by("-opened_at")[:200], chosen
@@ -246,7 +247,7 @@ def officer(request):
 def fleet_page(request):
     since = timezone.now() - timedelta(days=1)
     cameras = Camera.objects.order_by("-flag", "site", "camera").annotate(
-        maintenance=Count("cases", filter=Q(cases__kind=Case.MAINTENANCE, cases__state__in=[s.value for s in OPEN]))
+        maintenance=Count("cases", filter=Q(cases__kind=Case.MAINTENANCE, cases__state__in=OPEN_STATES))
     )
     return render(
         request,
@@ -254,7 +255,7 @@ def fleet_page(request):
         {
             "cameras": cameras,
             "flagged": sum(1 for c in cameras if c.flag),
-            "maintenance": Case.objects.filter(kind=Case.MAINTENANCE, state__in=[s.value for s in OPEN]).select_related("camera"),
+            "maintenance": Case.objects.filter(kind=Case.MAINTENANCE, state__in=OPEN_STATES).select_related("camera"),
             "refused": Rejection.objects.filter(at__gte=since).values("reason").annotate(n=Count("id")).order_by("-n")[:20],
             "refused_total": Rejection.objects.filter(at__gte=since).count(),
             "dark_after_s": settings.CENTRE.fleet.dark_after_s,
